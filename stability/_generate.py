@@ -5,25 +5,19 @@ slot holding an arrival is geometric with success probability 1 - exp(-lambda), 
 count is Poisson(lambda) conditioned on >= 1.  Each request then picks its class with
 probability lambda_k / lambda.  This is exactly the superposition of independent
 Poisson(lambda_k) streams, at a cost that grows with arrivals, not with slots.
+Class choices and gaps use the arrival stream; lengths use the length stream.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from stability import _rng
-from stability.workload import (
-    LAW_DETERMINISTIC,
-    LAW_GEOMETRIC,
-    LAW_UNIFORM,
-    Requests,
-    Workload,
-)
+from stability.workload import LAW_DETERMINISTIC, LAW_GEOMETRIC, LAW_UNIFORM, Requests, Workload
 
 
 class EncodedWorkload(NamedTuple):
@@ -58,43 +52,59 @@ def seed_streams(seed: int):
     return _rng.new_state(arrivals), _rng.new_state(lengths), _rng.new_key(budgets)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def draw_length(data, offset, state):
-    """One draw of the law encoded at ``data[offset:]`` (layouts in LengthLaw.encode)."""
-    code = int(data[offset])
-    if code == LAW_DETERMINISTIC:
-        return int(data[offset + 1])
-    if code == LAW_GEOMETRIC:
-        limit = data[offset + 2]
-        if limit > 0:
-            u = 1.0 - _rng.uniform(state) * data[offset + 3]
-            return min(1 + int(math.floor(math.log(u) / data[offset + 1])), int(limit))
-        return 1 + int(math.floor(math.log(_rng.uniform(state)) / data[offset + 1]))
-    if code == LAW_UNIFORM:
-        return int(data[offset + 1]) + int(_rng.uniform(state) * data[offset + 2])
-    n = int(data[offset + 1])
-    x = _rng.uniform(state) * n
-    i = int(x)
-    base = offset + 2
-    if x - i < data[base + i]:
-        return int(data[base + n + i])
-    return int(data[base + 2 * n + i])
-
-
 @njit(cache=True, nogil=True)
-def draw_requests(count, class_cdf, law_offset, law_data, arrival_state, length_state,
+def fill_requests(count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3,
                   out_class, out_prompt, out_decode, at):
-    """Classes and lengths of ``count`` requests, written to the outputs from index ``at``."""
+    """Draw class, prompt and decode of ``count`` requests into the outputs from ``at``.
+
+    Returns the advanced arrival and length stream states.  Length layouts are those of
+    ``LengthLaw.encode``.
+    """
     num_classes = class_cdf.size
     for r in range(count):
         k = 0
         if num_classes > 1:
-            u = _rng.uniform(arrival_state)
-            while k < num_classes - 1 and u >= class_cdf[k]:
-                k += 1
+            a0, a1, a2, a3, u = _rng.uniform(a0, a1, a2, a3)
+            for j in range(num_classes - 1):  # branch-free: classes are picked at random
+                k += u >= class_cdf[j]
         out_class[at + r] = k
-        out_prompt[at + r] = draw_length(law_data, law_offset[2 * k], length_state)
-        out_decode[at + r] = draw_length(law_data, law_offset[2 * k + 1], length_state)
+        for which in range(2):
+            off = law_offset[2 * k + which]
+            code = int(law_data[off])
+            if code == LAW_DETERMINISTIC:
+                v = int(law_data[off + 1])
+            else:
+                l0, l1, l2, l3, u = _rng.uniform(l0, l1, l2, l3)
+                if code == LAW_GEOMETRIC:
+                    limit = law_data[off + 2]
+                    if limit > 0:  # truncated by conditioning: invert P(o <= k) / P(o <= max)
+                        v = min(1 + int(math.floor(math.log1p(-u * law_data[off + 3])
+                                                   / law_data[off + 1])), int(limit))
+                    else:
+                        v = 1 + int(math.floor(math.log(u) / law_data[off + 1]))
+                elif code == LAW_UNIFORM:
+                    v = int(law_data[off + 1]) + int(u * law_data[off + 2])
+                else:  # alias table
+                    n = int(law_data[off + 1])
+                    x = u * n
+                    i = int(x)
+                    if x - i < law_data[off + 2 + i]:
+                        v = int(law_data[off + 2 + n + i])
+                    else:
+                        v = int(law_data[off + 2 + 2 * n + i])
+            if which == 0:
+                out_prompt[at + r] = v
+            else:
+                out_decode[at + r] = v
+    return a0, a1, a2, a3, l0, l1, l2, l3
+
+
+@njit(cache=True, nogil=True)
+def grow(a, size):
+    """A copy of ``a`` with room for ``size`` items."""
+    out = np.empty(size, a.dtype)
+    out[: a.size] = a
+    return out
 
 
 @njit(cache=True, nogil=True)
@@ -104,36 +114,32 @@ def _generate(slots, total_rate, class_cdf, law_offset, law_data, arrival_state,
     cls = np.empty(capacity, np.int64)
     prompt = np.empty(capacity, np.int64)
     decode = np.empty(capacity, np.int64)
+    a0, a1, a2, a3 = arrival_state[0], arrival_state[1], arrival_state[2], arrival_state[3]
+    l0, l1, l2, l3 = length_state[0], length_state[1], length_state[2], length_state[3]
     n = 0
     slot = -1
-    if total_rate <= 0.0:
-        return arrival[:0], prompt[:0], decode[:0], cls[:0]
-    while True:
-        slot += _rng.geometric_gap(arrival_state, total_rate)
+    while total_rate > 0.0:
+        a0, a1, a2, a3, gap = _rng.geometric_gap(a0, a1, a2, a3, total_rate)
+        slot += gap
         if slot >= slots:
             break
-        count = _rng.poisson_positive(arrival_state, total_rate)
+        a0, a1, a2, a3, count = _rng.poisson_positive(a0, a1, a2, a3, total_rate)
         if n + count > arrival.size:
             new_size = max(2 * arrival.size, n + count)
-            arrival = _grow(arrival, new_size)
-            cls = _grow(cls, new_size)
-            prompt = _grow(prompt, new_size)
-            decode = _grow(decode, new_size)
-        draw_requests(count, class_cdf, law_offset, law_data, arrival_state, length_state,
-                      cls, prompt, decode, n)
+            arrival = grow(arrival, new_size)
+            cls = grow(cls, new_size)
+            prompt = grow(prompt, new_size)
+            decode = grow(decode, new_size)
+        a0, a1, a2, a3, l0, l1, l2, l3 = fill_requests(
+            count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3,
+            cls, prompt, decode, n)
         arrival[n:n + count] = slot
         n += count
     return arrival[:n], prompt[:n], decode[:n], cls[:n]
 
 
-@njit(cache=True, nogil=True)
-def _grow(a, size):
-    out = np.empty(size, a.dtype)
-    out[: a.size] = a
-    return out
-
-
 def generate_requests(workload: Workload, slots: int, seed: int) -> Requests:
+    """The requests arriving in slots 0 .. slots-1 (the streaming engine draws the same)."""
     enc = encode_workload(workload)
     arrival_state, length_state, _ = seed_streams(seed)
     mean = enc.total_rate * slots
