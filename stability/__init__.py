@@ -18,7 +18,17 @@ from stability.workload import (
 
 __version__ = "0.1.0"
 
+from stability.policies import ClassBudgets, Conservative, FlowControl, Greedy, Policy  # noqa: E402
+from stability.simulate import simulate, simulate_stream  # noqa: E402
+
 __all__ = [
+    "ClassBudgets",
+    "Conservative",
+    "FlowControl",
+    "Greedy",
+    "Policy",
+    "simulate",
+    "simulate_stream",
     "Deterministic",
     "Empirical",
     "Geometric",

@@ -47,13 +47,12 @@ def _as_int_array(name: str, values) -> np.ndarray:
         bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
         if bad.size:
             i = int(bad[0])
-            raise ValueError(f"{name}[{i}] = {arr[i]!r} is not allowed; {name} must hold integers")
+            raise ValueError(f"{name}[{i}] = {float(arr[i])!r} is not allowed; {name} must hold integers")
     return arr.astype(np.int64)
 
 
-@dataclass(frozen=True, eq=False)
 class Requests:
-    """A batch of requests, aligned by index.
+    """A batch of requests, aligned by index (DESIGN 1).
 
     Parameters
     ----------
@@ -61,26 +60,21 @@ class Requests:
     prompt : int array, l_i, prompt tokens (>= 1).
     decode : int array, o_i, decode tokens (>= 1).
     class_id : int array or None, k_i (>= 0); all zero when omitted.
+
+    The arrays are copied to int64 and exposed read-only.
     """
 
-    arrival: np.ndarray
-    prompt: np.ndarray
-    decode: np.ndarray
-    class_id: np.ndarray | None = None
+    __slots__ = ("_arrays",)
 
-    def __post_init__(self):
+    def __init__(self, arrival, prompt, decode, class_id=None):
         arrays = {
-            "arrival": _as_int_array("arrival", self.arrival),
-            "prompt": _as_int_array("prompt", self.prompt),
-            "decode": _as_int_array("decode", self.decode),
+            "arrival": _as_int_array("arrival", arrival),
+            "prompt": _as_int_array("prompt", prompt),
+            "decode": _as_int_array("decode", decode),
         }
         n = arrays["arrival"].size
-        cls = (
-            np.zeros(n, dtype=np.int64)
-            if self.class_id is None
-            else _as_int_array("class_id", self.class_id)
-        )
-        arrays["class_id"] = cls
+        arrays["class_id"] = (np.zeros(n, dtype=np.int64) if class_id is None
+                              else _as_int_array("class_id", class_id))
         for name, arr in arrays.items():
             if arr.size != n:
                 raise ValueError(
@@ -95,41 +89,52 @@ class Requests:
                 raise ValueError(
                     f"{name}[{i}] = {int(arr[i])} is not allowed; {name} must be >= {low}"
                 )
-        for name, arr in arrays.items():
-            arr.setflags(write=False)
-            object.__setattr__(self, name, arr)
+        self._arrays = arrays
 
     @classmethod
     def _trusted(cls, arrival, prompt, decode, class_id) -> "Requests":
-        """Wrap int64 arrays known to be valid (fresh generator output) without copying."""
+        """Adopt int64 arrays known to be valid (fresh generator output) without copying."""
         obj = object.__new__(cls)
-        for name, arr in zip(("arrival", "prompt", "decode", "class_id"),
-                             (arrival, prompt, decode, class_id)):
-            arr.setflags(write=False)
-            object.__setattr__(obj, name, arr)
+        obj._arrays = {"arrival": arrival, "prompt": prompt, "decode": decode,
+                       "class_id": class_id}
         return obj
 
+    def _view(self, name):
+        view = self._arrays[name].view()
+        view.setflags(write=False)
+        return view
+
+    arrival = property(lambda self: self._view("arrival"), doc="a_i, arrival slots")
+    prompt = property(lambda self: self._view("prompt"), doc="l_i, prompt tokens")
+    decode = property(lambda self: self._view("decode"), doc="o_i, decode tokens")
+    class_id = property(lambda self: self._view("class_id"), doc="k_i, classes")
+
     def __len__(self) -> int:
-        return int(self.arrival.size)
+        return int(self._arrays["arrival"].size)
+
+    def __repr__(self) -> str:
+        return f"Requests(n={len(self)}, classes={self.num_classes})"
 
     @property
     def num_classes(self) -> int:
-        return int(self.class_id.max()) + 1 if len(self) else 1
+        return int(self._arrays["class_id"].max()) + 1 if len(self) else 1
 
     def check_fits(self, memory: int) -> None:
         """Raise if some request can never complete: l + o > M (DESIGN 1)."""
-        bad = np.flatnonzero(self.prompt + self.decode > memory)
+        prompt, decode = self._arrays["prompt"], self._arrays["decode"]
+        bad = np.flatnonzero(prompt + decode > memory)
         if bad.size:
             i = int(bad[0])
             raise ValueError(
-                f"request {i} has prompt l={int(self.prompt[i])} and decode o={int(self.decode[i])}, "
-                f"so l + o = {int(self.prompt[i] + self.decode[i])} exceeds the KV capacity M={memory}; "
+                f"request {i} has prompt l={int(prompt[i])} and decode o={int(decode[i])}, "
+                f"so l + o = {int(prompt[i] + decode[i])} exceeds the KV capacity M={memory}; "
                 "it could never complete"
             )
 
     def memory_time(self) -> np.ndarray:
         """w(l, o) = l*o + o(o+1)/2 per request (KV workload, DESIGN 1)."""
-        return self.prompt * self.decode + self.decode * (self.decode + 1) // 2
+        prompt, decode = self._arrays["prompt"], self._arrays["decode"]
+        return prompt * decode + decode * (decode + 1) // 2
 
 
 # ----------------------------------------------------------------------------------------

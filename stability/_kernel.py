@@ -1,0 +1,486 @@
+"""The fast event-driven engine (DESIGN 4): one jitted kernel for batches and streams.
+
+Cost grows with events (arrivals, admissions, completions, evictions), not with
+slots x active requests:
+
+- the running demand R(t) = sum_S (l + t - u + 1) = L + n (t + 1) - U comes from three
+  aggregates (n = |S|, L = sum of prompts, U = sum of start slots), so it is O(1);
+- completions come from an indexed binary heap keyed by the completion slot u + o - 1
+  (an evicted request is removed from it at once);
+- the active list S is a stack in activation order with lazy deletion of completed
+  entries (an entry is live iff its request is active with the same start slot), so LIFO
+  eviction pops from the top; the stack is compacted when dead entries dominate;
+- the waiting queue of each group (one group, or one per class for ClassBudgets) is a
+  ring-buffer deque: arrivals join the back and evicted requests the front.  For FIFO
+  admission this is exactly "re-enter W at the arrival position": every active request
+  precedes every waiting one of its group in arrival order, and LIFO evicts the latest;
+- between events nothing changes but R, which grows by n per slot, so stretches of quiet
+  slots are skipped, their statistics summed in closed form and the first overflowing
+  slot computed as floor((M - L + U) / n);
+- admitted requests that would be bounced in the same slot are never moved: LIFO
+  eviction of a slot's admissions keeps exactly the longest prefix that fits.
+
+All state lives in arrays, so a run can be advanced in chunks (progress, interrupts).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from stability import _rng
+from stability._generate import fill_requests, grow
+from stability.policies import POLICY_CLASSES, POLICY_CONSERVATIVE, POLICY_FLOW, POLICY_GREEDY
+
+# request states
+FREE, WAITING, ACTIVE, DONE = 0, 1, 2, 3
+
+# indices of the scalar state vector ``sc``
+T = 0  # next slot to simulate
+N_ACT = 1  # n = |S|
+SUM_L = 2  # L = sum of prompts over S
+SUM_U = 3  # U = sum of start slots over S
+HEAP_N = 4
+STACK_N = 5
+NEXT_ARRIVAL = 6  # batch: position in the sorted order; stream: next slot with arrivals
+FREE_N = 7  # stream: free pool entries
+NEXT_RANK = 8  # stream: arrival sequence number
+OVERFLOWS = 9
+EVICTIONS = 10
+BOUNCES = 11
+WASTED = 12
+DECODED = 13
+COMPLETED = 14
+WAITING_N = 15
+MEASURED = 16
+KV_SUM = 17
+KV_MAX = 18
+KV_HIGH = 19
+Q_SUM = 20
+Q_MAX = 21
+A_SUM = 22
+A_MAX = 23
+SER_STRIDE = 24
+SER_N = 25
+ARRIVED = 26
+REJECTED = 27
+NUM_SCALARS = 28
+
+# columns of the per-class accumulators (streaming)
+C_COMPLETED, C_TOKENS, C_RESTARTED, C_LATENCY_SUM, C_TTFT_SUM, C_EVICTIONS = 0, 1, 2, 3, 4, 5
+NUM_CLASS_COLUMNS = 6
+
+
+@njit(cache=True, nogil=True)
+def _account(sc, fsc, series, s0, s1, kv0, inc, queue, active, warmup, high):
+    """Statistics of slots s0..s1-1 where kv(s) = kv0 + inc (s - s0), queue and active fixed."""
+    stride = sc[SER_STRIDE]
+    s = ((s0 + stride - 1) // stride) * stride
+    while s < s1:
+        j = sc[SER_N]
+        if j == series.shape[1]:  # full: keep every other sample, double the stride
+            kept = (j + 1) // 2
+            for m in range(kept):
+                series[0, m] = series[0, 2 * m]
+                series[1, m] = series[1, 2 * m]
+                series[2, m] = series[2, 2 * m]
+            sc[SER_N] = kept
+            stride *= 2
+            sc[SER_STRIDE] = stride
+            s = ((s + stride - 1) // stride) * stride
+            continue
+        series[0, j] = kv0 + inc * (s - s0)
+        series[1, j] = queue
+        series[2, j] = active
+        sc[SER_N] = j + 1
+        s += stride
+    first = max(s0, warmup)
+    if first >= s1:
+        return
+    c = s1 - first
+    k0 = kv0 + inc * (first - s0)
+    last = k0 + inc * (c - 1)
+    sc[MEASURED] += c
+    sc[KV_SUM] += c * k0 + (inc * (c - 1)) * c // 2
+    fc, fk, fi = float(c), float(k0), float(inc)
+    fsc[0] += fc * fk * fk + fk * fi * fc * (fc - 1.0) + fi * fi * (fc - 1.0) * fc * (2.0 * fc - 1.0) / 6.0
+    if last > sc[KV_MAX]:
+        sc[KV_MAX] = last
+    if k0 > high:
+        sc[KV_HIGH] += c
+    elif inc > 0:
+        sc[KV_HIGH] += max(0, c - ((high - k0) // inc + 1))
+    sc[Q_SUM] += c * queue
+    sc[A_SUM] += c * active
+    if queue > sc[Q_MAX]:
+        sc[Q_MAX] = queue
+    if active > sc[A_MAX]:
+        sc[A_MAX] = active
+
+
+@njit(cache=True, nogil=True)
+def _heap_push(heap_key, heap_idx, hpos, size, key, idx):
+    i = size
+    while i > 0:
+        p = (i - 1) >> 1
+        if heap_key[p] <= key:
+            break
+        heap_key[i] = heap_key[p]
+        heap_idx[i] = heap_idx[p]
+        hpos[heap_idx[i]] = i
+        i = p
+    heap_key[i] = key
+    heap_idx[i] = idx
+    hpos[idx] = i
+
+
+@njit(cache=True, nogil=True)
+def _heap_remove(heap_key, heap_idx, hpos, size, p):
+    """Remove the entry at position p of a heap of ``size`` entries (size - 1 remain)."""
+    last = size - 1
+    if p == last:
+        return
+    key = heap_key[last]
+    idx = heap_idx[last]
+    i = p
+    if i > 0 and heap_key[(i - 1) >> 1] > key:
+        while i > 0:
+            q = (i - 1) >> 1
+            if heap_key[q] <= key:
+                break
+            heap_key[i] = heap_key[q]
+            heap_idx[i] = heap_idx[q]
+            hpos[heap_idx[i]] = i
+            i = q
+    else:
+        while True:
+            c = 2 * i + 1
+            if c >= last:
+                break
+            if c + 1 < last and heap_key[c + 1] < heap_key[c]:
+                c += 1
+            if heap_key[c] >= key:
+                break
+            heap_key[i] = heap_key[c]
+            heap_idx[i] = heap_idx[c]
+            hpos[heap_idx[i]] = i
+            i = c
+    heap_key[i] = key
+    heap_idx[i] = idx
+    hpos[idx] = i
+
+
+@njit(cache=True, nogil=True)
+def _grow_deque(dq, dq_head, dq_len):
+    """Double the capacity of every group's ring buffer (heads reset to 0)."""
+    groups, cap = dq.shape
+    out = np.empty((groups, 2 * cap), dq.dtype)
+    for g in range(groups):
+        for j in range(dq_len[g]):
+            out[g, j] = dq[g, (dq_head[g] + j) & (cap - 1)]
+        dq_head[g] = 0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _grow_hist(hist, size):
+    out = np.zeros((hist.shape[0], size), hist.dtype)
+    out[:, : hist.shape[1]] = hist
+    return out
+
+
+@njit(cache=True, nogil=True)
+def advance(streaming, t_stop, until_done, order,
+            r_arrival, r_prompt, r_decode, r_group, r_rank, r_start, r_first, r_completion,
+            r_evictions, r_state, r_hpos,
+            total_rate, class_cdf, law_offset, law_data, rng, scratch,
+            pcode, pints, pfloats, bkey, memory, warmup,
+            sc, fsc, heap_key, heap_idx, stack_idx, stack_stamp, dq, dq_head, dq_len,
+            free_list, series, lat_hist, ttft_hist, class_acc):
+    """Simulate slots sc[T] .. t_stop - 1 (DESIGN 1.2); returns every array it may regrow.
+
+    Batch mode (``streaming`` False): the requests are the r_* arrays indexed by input
+    position, ``order`` lists them by (arrival, index); with ``until_done`` the run stops
+    once all have completed.  Stream mode: arrivals are drawn from the workload arrays
+    and the rng states, requests live in a pool of reusable entries, and completed ones
+    are folded into the latency histograms and per-class accumulators.
+    """
+    nreq = order.size
+    groups = dq.shape[0]
+    high = (19 * memory) // 20
+    per_class = pcode == POLICY_CLASSES
+    quota = np.zeros(groups, np.int64)
+    a0, a1, a2, a3 = rng[0], rng[1], rng[2], rng[3]
+    l0, l1, l2, l3 = rng[4], rng[5], rng[6], rng[7]
+    t = sc[T]
+    while True:
+        if until_done and sc[COMPLETED] == nreq:
+            break
+        if t >= t_stop:
+            break
+        # ---- 1. arrivals join the back of their group's queue
+        if streaming:
+            if t == sc[NEXT_ARRIVAL]:
+                a0, a1, a2, a3, count = _rng.poisson_positive(a0, a1, a2, a3, total_rate)
+                if count > scratch.shape[1]:
+                    scratch = np.empty((3, 2 * count), np.int64)
+                a0, a1, a2, a3, l0, l1, l2, l3 = fill_requests(
+                    count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3,
+                    scratch[0], scratch[1], scratch[2], 0)
+                if sc[FREE_N] < count:  # grow the pool
+                    old = r_arrival.size
+                    new = max(2 * old, old + count)
+                    r_arrival = grow(r_arrival, new)
+                    r_prompt = grow(r_prompt, new)
+                    r_decode = grow(r_decode, new)
+                    r_group = grow(r_group, new)
+                    r_rank = grow(r_rank, new)
+                    r_start = grow(r_start, new)
+                    r_first = grow(r_first, new)
+                    r_evictions = grow(r_evictions, new)
+                    r_state = grow(r_state, new)
+                    r_hpos = grow(r_hpos, new)
+                    free_list = grow(free_list, new)
+                    for e in range(new - 1, old - 1, -1):
+                        free_list[sc[FREE_N]] = e
+                        sc[FREE_N] += 1
+                for r in range(count):
+                    k = scratch[0, r]
+                    if t >= warmup:
+                        sc[ARRIVED] += 1
+                    if scratch[1, r] + scratch[2, r] > memory:
+                        sc[REJECTED] += 1  # l + o > M could never complete
+                        continue
+                    sc[FREE_N] -= 1
+                    idx = free_list[sc[FREE_N]]
+                    r_arrival[idx] = t
+                    r_prompt[idx] = scratch[1, r]
+                    r_decode[idx] = scratch[2, r]
+                    r_group[idx] = k
+                    r_rank[idx] = sc[NEXT_RANK]
+                    sc[NEXT_RANK] += 1
+                    r_start[idx] = -1
+                    r_first[idx] = -1
+                    r_evictions[idx] = 0
+                    r_state[idx] = WAITING
+                    g = k if per_class else 0
+                    if dq_len[g] == dq.shape[1]:
+                        dq = _grow_deque(dq, dq_head, dq_len)
+                    dq[g, (dq_head[g] + dq_len[g]) & (dq.shape[1] - 1)] = idx
+                    dq_len[g] += 1
+                    sc[WAITING_N] += 1
+                a0, a1, a2, a3, gap = _rng.geometric_gap(a0, a1, a2, a3, total_rate)
+                sc[NEXT_ARRIVAL] += gap
+        else:
+            while sc[NEXT_ARRIVAL] < nreq and r_arrival[order[sc[NEXT_ARRIVAL]]] == t:
+                idx = order[sc[NEXT_ARRIVAL]]
+                sc[NEXT_ARRIVAL] += 1
+                r_state[idx] = WAITING
+                g = r_group[idx] if per_class else 0
+                if dq_len[g] == dq.shape[1]:
+                    dq = _grow_deque(dq, dq_head, dq_len)
+                dq[g, (dq_head[g] + dq_len[g]) & (dq.shape[1] - 1)] = idx
+                dq_len[g] += 1
+                sc[WAITING_N] += 1
+        # ---- 2. running demand, O(1) from the aggregates
+        demand = sc[SUM_L] + sc[N_ACT] * (t + 1) - sc[SUM_U]
+        # ---- 3. admission: one loop, the policy picks the group and the fit test
+        candidates = 0
+        if pcode == POLICY_FLOW:
+            if dq_len[0] > 0:
+                candidates = min(_rng.budget(pints[0], pints[1], pfloats[0], bkey[0], bkey[1], t),
+                                 dq_len[0])
+        elif per_class:
+            for g in range(groups):
+                quota[g] = min(pints[g], dq_len[g]) if g < pints.size else 0
+                candidates += quota[g]
+        max_decode = pints[0]
+        reserved = sc[SUM_L] + sc[N_ACT] * max_decode
+        admitted = 0
+        mask = dq.shape[1] - 1
+        while True:
+            if per_class:
+                g = -1
+                best = 0
+                for h in range(groups):
+                    if quota[h] > 0:
+                        j = dq[h, dq_head[h]]
+                        key = r_rank[j] if streaming else r_arrival[j] * nreq + j
+                        if g < 0 or key < best:
+                            g = h
+                            best = key
+                if g < 0:
+                    break
+            else:
+                g = 0
+                if dq_len[0] == 0 or (pcode == POLICY_FLOW and admitted >= candidates):
+                    break
+            idx = dq[g, dq_head[g]]
+            prompt = r_prompt[idx]
+            if pcode == POLICY_GREEDY:
+                fits = demand + prompt + 1 <= pints[0]
+            elif pcode == POLICY_CONSERVATIVE:
+                fits = reserved + prompt + max_decode <= memory
+            else:
+                fits = demand + prompt + 1 <= memory
+            if not fits:
+                break
+            dq_head[g] = (dq_head[g] + 1) & mask
+            dq_len[g] -= 1
+            sc[WAITING_N] -= 1
+            if per_class:
+                quota[g] -= 1
+            # activate: u = t, g = 0
+            r_state[idx] = ACTIVE
+            r_start[idx] = t
+            sc[N_ACT] += 1
+            sc[SUM_L] += prompt
+            sc[SUM_U] += t
+            demand += prompt + 1
+            reserved += prompt + max_decode
+            admitted += 1
+            if sc[STACK_N] == stack_idx.size:
+                stack_idx = grow(stack_idx, 2 * stack_idx.size)
+                stack_stamp = grow(stack_stamp, 2 * stack_stamp.size)
+            stack_idx[sc[STACK_N]] = idx
+            stack_stamp[sc[STACK_N]] = t
+            sc[STACK_N] += 1
+            if sc[HEAP_N] == heap_key.size:
+                heap_key = grow(heap_key, 2 * heap_key.size)
+                heap_idx = grow(heap_idx, 2 * heap_idx.size)
+            _heap_push(heap_key, heap_idx, r_hpos, sc[HEAP_N], t + r_decode[idx] - 1, idx)
+            sc[HEAP_N] += 1
+        overflow = False
+        if pcode == POLICY_FLOW or per_class:
+            # the candidates that did not fit bounce without ever leaving the queue
+            if candidates > admitted:
+                overflow = True
+                sc[BOUNCES] += candidates - admitted
+        # ---- 4. overflow check, LIFO eviction
+        if demand > memory:
+            overflow = True
+            while demand > memory:
+                sc[STACK_N] -= 1
+                idx = stack_idx[sc[STACK_N]]
+                if r_state[idx] != ACTIVE or r_start[idx] != stack_stamp[sc[STACK_N]]:
+                    continue  # a completed request's stale entry
+                done = t - r_start[idx]
+                demand -= r_prompt[idx] + done + 1
+                sc[N_ACT] -= 1
+                sc[SUM_L] -= r_prompt[idx]
+                sc[SUM_U] -= r_start[idx]
+                _heap_remove(heap_key, heap_idx, r_hpos, sc[HEAP_N], r_hpos[idx])
+                sc[HEAP_N] -= 1
+                if done > 0:
+                    sc[EVICTIONS] += 1
+                    r_evictions[idx] += 1
+                    sc[WASTED] += done
+                else:
+                    sc[BOUNCES] += 1
+                r_state[idx] = WAITING
+                r_start[idx] = -1
+                g = r_group[idx] if per_class else 0
+                if dq_len[g] == dq.shape[1]:
+                    dq = _grow_deque(dq, dq_head, dq_len)
+                    mask = dq.shape[1] - 1
+                dq_head[g] = (dq_head[g] - 1) & mask
+                dq[g, dq_head[g]] = idx
+                dq_len[g] += 1
+                sc[WAITING_N] += 1
+        if overflow:
+            sc[OVERFLOWS] += 1
+        n = sc[N_ACT]
+        _account(sc, fsc, series, t, t + 1, demand, 0, sc[WAITING_N], n, warmup, high)
+        # ---- 5. decode; this slot's surviving admissions (top of the stack) decode first
+        sc[DECODED] += n
+        j = sc[STACK_N] - 1
+        while j >= 0 and stack_stamp[j] == t:
+            idx = stack_idx[j]
+            if r_first[idx] < 0:
+                r_first[idx] = t
+            j -= 1
+        # ---- 6. completions
+        while sc[HEAP_N] > 0 and heap_key[0] == t:
+            idx = heap_idx[0]
+            _heap_remove(heap_key, heap_idx, r_hpos, sc[HEAP_N], 0)
+            sc[HEAP_N] -= 1
+            sc[N_ACT] -= 1
+            sc[SUM_L] -= r_prompt[idx]
+            sc[SUM_U] -= r_start[idx]
+            sc[COMPLETED] += 1
+            if streaming:
+                r_state[idx] = FREE
+                free_list[sc[FREE_N]] = idx
+                sc[FREE_N] += 1
+                if r_arrival[idx] >= warmup:
+                    k = r_group[idx]
+                    latency = t - r_arrival[idx] + 1
+                    ttft = r_first[idx] - r_arrival[idx] + 1
+                    if latency >= lat_hist.shape[1]:
+                        size = max(2 * lat_hist.shape[1], latency + 1)
+                        lat_hist = _grow_hist(lat_hist, size)
+                        ttft_hist = _grow_hist(ttft_hist, size)
+                    lat_hist[k, latency] += 1
+                    ttft_hist[k, ttft] += 1
+                    class_acc[k, C_COMPLETED] += 1
+                    class_acc[k, C_TOKENS] += r_decode[idx]
+                    class_acc[k, C_LATENCY_SUM] += latency
+                    class_acc[k, C_TTFT_SUM] += ttft
+                    class_acc[k, C_EVICTIONS] += r_evictions[idx]
+                    if r_evictions[idx] > 0:
+                        class_acc[k, C_RESTARTED] += 1
+            else:
+                r_state[idx] = DONE
+                r_completion[idx] = t
+        if sc[STACK_N] > 2 * sc[N_ACT] + 64:  # compact away completed entries
+            kept = 0
+            for j in range(sc[STACK_N]):
+                idx = stack_idx[j]
+                if r_state[idx] == ACTIVE and r_start[idx] == stack_stamp[j]:
+                    stack_idx[kept] = idx
+                    stack_stamp[kept] = stack_stamp[j]
+                    kept += 1
+            sc[STACK_N] = kept
+        t += 1
+        # ---- skip the quiet slots before the next event
+        if t >= t_stop or (until_done and sc[COMPLETED] == nreq):
+            continue
+        n = sc[N_ACT]
+        waiting = sc[WAITING_N]
+        if pcode == POLICY_FLOW:
+            quiet = waiting == 0 or (pints[0] == 0 and pints[1] == 0)
+        elif per_class:
+            quiet = True
+            for g in range(groups):
+                if dq_len[g] > 0 and g < pints.size and pints[g] > 0:
+                    quiet = False
+        elif waiting == 0:
+            quiet = True
+        else:
+            head = r_prompt[dq[0, dq_head[0]]]
+            if pcode == POLICY_GREEDY:
+                quiet = sc[SUM_L] + n * (t + 1) - sc[SUM_U] + head + 1 > pints[0]
+            else:
+                quiet = sc[SUM_L] + n * max_decode + head + max_decode > memory
+        if not quiet:
+            continue
+        stop = t_stop
+        if streaming:
+            stop = min(stop, sc[NEXT_ARRIVAL])
+        elif sc[NEXT_ARRIVAL] < nreq:
+            stop = min(stop, r_arrival[order[sc[NEXT_ARRIVAL]]])
+        if sc[HEAP_N] > 0:
+            stop = min(stop, heap_key[0])
+        if n > 0:
+            stop = min(stop, (memory - sc[SUM_L] + sc[SUM_U]) // n)  # first slot with R > M
+        if stop > t:
+            _account(sc, fsc, series, t, stop, sc[SUM_L] + n * (t + 1) - sc[SUM_U], n, waiting, n,
+                     warmup, high)
+            sc[DECODED] += n * (stop - t)
+            t = stop
+    sc[T] = t
+    rng[0], rng[1], rng[2], rng[3] = a0, a1, a2, a3
+    rng[4], rng[5], rng[6], rng[7] = l0, l1, l2, l3
+    return (r_arrival, r_prompt, r_decode, r_group, r_rank, r_start, r_first, r_evictions,
+            r_state, r_hpos, scratch, heap_key, heap_idx, stack_idx, stack_stamp, dq,
+            free_list, lat_hist, ttft_hist)

@@ -1,0 +1,186 @@
+"""Results of simulation runs: per-request arrays, counters, series and metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stability.metrics import ClassMetrics, Distribution, Metrics, slot_metrics
+from stability.raw import RawRun, SlotStats
+from stability.workload import Requests
+
+
+@dataclass(frozen=True)
+class Series:
+    """Per-slot series sampled every ``stride`` slots: entry j is slot j * stride.
+
+    kv: R after step 4 (tokens); queue: |W|; active: |S| (both after step 4).
+    """
+
+    stride: int
+    kv: np.ndarray
+    queue: np.ndarray
+    active: np.ndarray
+
+    @property
+    def slot(self) -> np.ndarray:
+        return np.arange(self.kv.size, dtype=np.int64) * self.stride
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What determines a run, recorded with its result."""
+
+    policy: str
+    memory: int
+    seed: int
+    horizon: int | None
+    warmup: int
+    engine: str
+    version: str
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """A batch run (``stability.simulate``).
+
+    Per-request int64 arrays aligned with the input: ``first_token`` (slot of the first
+    decode, -1 if none), ``start`` (start slot of the current or final run, -1 while
+    waiting), ``completion`` (-1 where it did not happen) and ``evictions``.
+    """
+
+    requests: Requests
+    raw: RawRun
+    info: RunInfo
+
+    first_token = property(lambda self: self.raw.first_token)
+    start = property(lambda self: self.raw.start)
+    completion = property(lambda self: self.raw.completion)
+    evictions = property(lambda self: self.raw.evictions)
+    overflow_events = property(lambda self: self.raw.overflow_events)
+    evictions_total = property(lambda self: self.raw.evictions_total)
+    bounces = property(lambda self: self.raw.bounces)
+    wasted_tokens = property(lambda self: self.raw.wasted_tokens)
+    decoded_tokens = property(lambda self: self.raw.decoded_tokens)
+    slots = property(lambda self: self.raw.slots)
+
+    @property
+    def series(self) -> Series:
+        r = self.raw
+        return Series(r.series_stride, r.series_kv, r.series_queue, r.series_active)
+
+    def metrics(self) -> Metrics:
+        req, raw = self.requests, self.raw
+        arrival = req.arrival
+        measured = arrival >= self.info.warmup
+        if self.info.horizon is not None:
+            measured &= arrival < raw.slots
+        done = measured & (raw.completion >= 0)
+        latency = raw.completion[done] - arrival[done] + 1
+        ttft = raw.first_token[done] - arrival[done] + 1
+        per_class = {}
+        for k in range(req.num_classes):
+            dk = done & (req.class_id == k)
+            per_class[k] = ClassMetrics(
+                completed=int(dk.sum()),
+                latency=Distribution.from_values(raw.completion[dk] - arrival[dk] + 1),
+                ttft=Distribution.from_values(raw.first_token[dk] - arrival[dk] + 1),
+                queueing_delay=Distribution.from_values(raw.first_token[dk] - arrival[dk]),
+                restart_rate=float(np.mean(raw.evictions[dk] > 0)) if dk.any() else float("nan"),
+            )
+        m = raw.stats.measured_slots
+        completed = int(done.sum())
+        return Metrics(
+            slots=raw.slots,
+            measured_slots=m,
+            arrived=int(measured.sum()),
+            completed=completed,
+            unfinished=raw.waiting_at_end + raw.active_at_end,
+            waiting_at_end=raw.waiting_at_end,
+            active_at_end=raw.active_at_end,
+            latency=Distribution.from_values(latency),
+            ttft=Distribution.from_values(ttft),
+            queueing_delay=Distribution.from_values(ttft - 1),
+            request_throughput=completed / m if m else float("nan"),
+            token_throughput=float(req.decode[done].sum()) / m if m else float("nan"),
+            overflow_events=raw.overflow_events,
+            evictions=raw.evictions_total,
+            bounces=raw.bounces,
+            wasted_tokens=raw.wasted_tokens,
+            restart_rate=float(np.mean(raw.evictions[done] > 0)) if completed else float("nan"),
+            per_class=per_class,
+            **slot_metrics(raw.stats, self.info.memory),
+        )
+
+
+@dataclass(frozen=True)
+class StreamResult:
+    """A streaming run (``stability.simulate_stream``): aggregates only, memory O(active set).
+
+    ``latency_histogram[k, x]`` counts class-k completions with latency x slots (likewise
+    ``ttft_histogram``); quantiles from them are exact.
+    """
+
+    info: RunInfo
+    slots: int
+    arrived: int
+    rejected: int
+    overflow_events: int
+    evictions_total: int
+    bounces: int
+    wasted_tokens: int
+    decoded_tokens: int
+    waiting_at_end: int
+    active_at_end: int
+    stats: SlotStats
+    series: Series
+    latency_histogram: np.ndarray
+    ttft_histogram: np.ndarray
+    class_totals: np.ndarray  # (K, 6): completed, tokens, restarted, latency sum, ttft sum, evictions
+    interrupted: bool = False
+    elapsed_seconds: float = field(default=0.0, compare=False)
+
+    @property
+    def completed(self) -> int:
+        return int(self.class_totals[:, 0].sum())
+
+    def metrics(self) -> Metrics:
+        ct = self.class_totals
+        lat = self.latency_histogram
+        ttft = self.ttft_histogram
+        per_class = {}
+        for k in range(ct.shape[0]):
+            done = int(ct[k, 0])
+            per_class[k] = ClassMetrics(
+                completed=done,
+                latency=Distribution.from_histogram(lat[k], int(ct[k, 3])),
+                ttft=Distribution.from_histogram(ttft[k], int(ct[k, 4])),
+                queueing_delay=Distribution.from_histogram(ttft[k, 1:], int(ct[k, 4]) - done),
+                restart_rate=ct[k, 2] / done if done else float("nan"),
+            )
+        completed = int(ct[:, 0].sum())
+        m = self.stats.measured_slots
+        total_ttft = ttft.sum(axis=0)
+        return Metrics(
+            slots=self.slots,
+            measured_slots=m,
+            arrived=self.arrived,
+            completed=completed,
+            unfinished=self.waiting_at_end + self.active_at_end,
+            waiting_at_end=self.waiting_at_end,
+            active_at_end=self.active_at_end,
+            latency=Distribution.from_histogram(lat.sum(axis=0), int(ct[:, 3].sum())),
+            ttft=Distribution.from_histogram(total_ttft, int(ct[:, 4].sum())),
+            queueing_delay=Distribution.from_histogram(total_ttft[1:],
+                                                       int(ct[:, 4].sum()) - completed),
+            request_throughput=completed / m if m else float("nan"),
+            token_throughput=float(ct[:, 1].sum()) / m if m else float("nan"),
+            overflow_events=self.overflow_events,
+            evictions=self.evictions_total,
+            bounces=self.bounces,
+            wasted_tokens=self.wasted_tokens,
+            restart_rate=float(ct[:, 2].sum()) / completed if completed else float("nan"),
+            per_class=per_class,
+            **slot_metrics(self.stats, self.info.memory),
+        )

@@ -1,0 +1,303 @@
+"""The simulation API: validate, allocate, seed, call an engine, wrap the result."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from numba import njit
+
+from stability import __version__, _kernel
+from stability._generate import encode_workload, seed_streams
+from stability.policies import ClassBudgets, Conservative, FlowControl, Greedy, Policy
+from stability.raw import RawRun, SlotStats
+from stability.reference import run_reference
+from stability.result import RunInfo, Series, SimulationResult, StreamResult
+from stability.workload import Requests, Workload
+
+__all__ = ["simulate", "simulate_stream"]
+
+ENGINES = ("fast", "reference")
+_NO_LIMIT = 2**62
+
+
+def _check_int(name: str, value, low: int, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        allowed = f"an integer >= {low}" + (" or None" if allow_none else "")
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return int(value)
+
+
+def _check_policy(policy) -> Policy:
+    if not isinstance(policy, Policy):
+        raise ValueError(
+            f"policy must be a policy object (FlowControl, ClassBudgets, Greedy, Conservative), "
+            f"got {policy!r}"
+        )
+    return policy
+
+
+def _check_progress(requests: Requests, policy: Policy, memory: int) -> None:
+    """With horizon=None the run must end: every request must eventually be admissible."""
+    if len(requests) == 0:
+        return
+    if isinstance(policy, FlowControl) and policy.budget == 0:
+        raise ValueError("horizon=None needs a policy that admits: FlowControl budget=0 never "
+                         "does; give a horizon")
+    if isinstance(policy, ClassBudgets):
+        present = np.unique(requests.class_id)
+        for k in present:
+            if k >= len(policy.budgets) or policy.budgets[k] == 0:
+                raise ValueError(f"horizon=None but class {k} has budget 0, so its requests "
+                                 "never start; give a horizon")
+    if isinstance(policy, Greedy):
+        cap = policy.admission_cap(memory)
+        bad = np.flatnonzero(requests.prompt + 1 > cap)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"horizon=None but request {i} (l={int(requests.prompt[i])}) never "
+                             f"fits under the watermark cap {cap}; give a horizon")
+    if isinstance(policy, Conservative):
+        bad = np.flatnonzero(requests.prompt + policy.max_decode > memory)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"horizon=None but request {i} (l={int(requests.prompt[i])}) never "
+                             f"fits with max_decode={policy.max_decode} in M={memory}; "
+                             "give a horizon")
+
+
+@njit(cache=True, nogil=True)
+def _is_sorted(a):
+    for i in range(1, a.size):
+        if a[i] < a[i - 1]:
+            return False
+    return True
+
+
+def _empty_stream_inputs():
+    """Placeholders for the stream-only kernel arguments of a batch run."""
+    return dict(total_rate=0.0, class_cdf=np.ones(1), law_offset=np.zeros(2, np.int64),
+                law_data=np.zeros(2), rng=np.zeros(8, np.uint64),
+                scratch=np.zeros((3, 1), np.int64), free_list=np.zeros(0, np.int64),
+                lat_hist=np.zeros((1, 1), np.int64), ttft_hist=np.zeros((1, 1), np.int64),
+                class_acc=np.zeros((1, _kernel.NUM_CLASS_COLUMNS), np.int64),
+                r_rank=np.zeros(0, np.int64))
+
+
+def _call(streaming, t_stop, until_done, order, st):
+    """Run the kernel on the state dict ``st`` and store the arrays it may have regrown."""
+    out = _kernel.advance(
+        streaming, t_stop, until_done, order,
+        st["r_arrival"], st["r_prompt"], st["r_decode"], st["r_group"], st["r_rank"],
+        st["r_start"], st["r_first"], st["r_completion"], st["r_evictions"], st["r_state"],
+        st["r_hpos"], st["total_rate"], st["class_cdf"], st["law_offset"], st["law_data"],
+        st["rng"], st["scratch"], st["pcode"], st["pints"], st["pfloats"], st["bkey"],
+        st["memory"], st["warmup"], st["sc"], st["fsc"], st["heap_key"], st["heap_idx"],
+        st["stack_idx"], st["stack_stamp"], st["dq"], st["dq_head"], st["dq_len"],
+        st["free_list"], st["series"], st["lat_hist"], st["ttft_hist"], st["class_acc"])
+    names = ("r_arrival", "r_prompt", "r_decode", "r_group", "r_rank", "r_start", "r_first",
+             "r_evictions", "r_state", "r_hpos", "scratch", "heap_key", "heap_idx", "stack_idx",
+             "stack_stamp", "dq", "free_list", "lat_hist", "ttft_hist")
+    st.update(zip(names, out))
+
+
+def _common_state(policy, memory, warmup, groups, budget_key, series_points):
+    enc = policy
+    sc = np.zeros(_kernel.NUM_SCALARS, np.int64)
+    sc[_kernel.SER_STRIDE] = 1
+    return dict(
+        pcode=enc.code, pints=enc.int_params, pfloats=enc.float_params, bkey=budget_key,
+        memory=memory, warmup=warmup, sc=sc, fsc=np.zeros(1),
+        heap_key=np.zeros(1024, np.int64), heap_idx=np.zeros(1024, np.int64),
+        stack_idx=np.zeros(1024, np.int64), stack_stamp=np.zeros(1024, np.int64),
+        dq=np.zeros((groups, 1024), np.int64), dq_head=np.zeros(groups, np.int64),
+        dq_len=np.zeros(groups, np.int64), series=np.zeros((3, max(series_points, 1)), np.int64),
+    )
+
+
+def _stats(sc, fsc) -> SlotStats:
+    k = _kernel
+    return SlotStats(
+        measured_slots=int(sc[k.MEASURED]), kv_sum=int(sc[k.KV_SUM]), kv_sq_sum=float(fsc[0]),
+        kv_max=int(sc[k.KV_MAX]), kv_high_slots=int(sc[k.KV_HIGH]), queue_sum=int(sc[k.Q_SUM]),
+        queue_max=int(sc[k.Q_MAX]), active_sum=int(sc[k.A_SUM]), active_max=int(sc[k.A_MAX]),
+    )
+
+
+def run_fast(requests: Requests, policy: Policy, memory: int, horizon: int | None,
+             budget_key: np.ndarray, warmup: int = 0, series_points: int = 100_000) -> RawRun:
+    """The event-driven kernel on a batch of requests."""
+    n = len(requests)
+    arrays = requests._arrays
+    arrival = arrays["arrival"]
+    if _is_sorted(arrival):
+        order = np.arange(n, dtype=np.int64)
+    else:
+        order = np.lexsort((np.arange(n), arrival)).astype(np.int64)
+    enc = policy.encode(memory, requests.num_classes)
+    groups = max(requests.num_classes, len(enc.int_params)) if enc.groups_by_class else 1
+    points = series_points if horizon is None else max(1, min(series_points, horizon))
+    st = _common_state(enc, memory, warmup, groups, budget_key, points)
+    st.update(_empty_stream_inputs())
+    st.update(
+        r_arrival=arrival, r_prompt=arrays["prompt"], r_decode=arrays["decode"],
+        r_group=arrays["class_id"], r_start=np.full(n, -1, np.int64),
+        r_first=np.full(n, -1, np.int64), r_completion=np.full(n, -1, np.int64),
+        r_evictions=np.zeros(n, np.int64), r_state=np.zeros(n, np.int8),
+        r_hpos=np.zeros(n, np.int64),
+    )
+    until_done = horizon is None
+    _call(False, _NO_LIMIT if until_done else horizon, until_done, order, st)
+    sc = st["sc"]
+    k = _kernel
+    m = int(sc[k.SER_N])
+    return RawRun(
+        first_token=st["r_first"], start=st["r_start"], completion=st["r_completion"],
+        evictions=st["r_evictions"], overflow_events=int(sc[k.OVERFLOWS]),
+        evictions_total=int(sc[k.EVICTIONS]), bounces=int(sc[k.BOUNCES]),
+        wasted_tokens=int(sc[k.WASTED]), decoded_tokens=int(sc[k.DECODED]),
+        completed=int(sc[k.COMPLETED]), slots=int(sc[k.T]),
+        waiting_at_end=int(sc[k.WAITING_N]), active_at_end=int(sc[k.N_ACT]),
+        stats=_stats(sc, st["fsc"]), series_stride=int(sc[k.SER_STRIDE]),
+        series_kv=st["series"][0, :m].copy(), series_queue=st["series"][1, :m].copy(),
+        series_active=st["series"][2, :m].copy(),
+    )
+
+
+def simulate(requests: Requests, policy: Policy, memory: int, horizon: int | None = None,
+             seed: int = 0, engine: str = "fast", warmup: int = 0,
+             series_points: int = 100_000) -> SimulationResult:
+    """Simulate a batch of requests under a policy with KV capacity ``memory`` (M tokens).
+
+    Parameters
+    ----------
+    requests : the requests (arrival slot, prompt and decode lengths, class).
+    policy : FlowControl, ClassBudgets, Greedy or Conservative.
+    memory : M, KV-cache capacity in tokens.
+    horizon : number of slots to simulate; None runs until every request completes.
+    seed : root seed; the budget stream of FlowControl is spawned from it.
+    engine : "fast" (event-driven numba kernel) or "reference" (plain slot by slot).
+    warmup : slots excluded from the per-slot statistics and arrivals excluded from the
+        per-request metrics.
+    series_points : at most this many per-slot samples are kept (every slot while the run
+        is shorter, then every 2nd, 4th, ... slot).
+
+    A request with l + o > M is rejected before the run starts.
+    """
+    if not isinstance(requests, Requests):
+        raise ValueError(f"requests must be a stability.Requests, got {type(requests).__name__}")
+    policy = _check_policy(policy)
+    memory = _check_int("memory", memory, 2)
+    horizon = _check_int("horizon", horizon, 0, allow_none=True)
+    warmup = _check_int("warmup", warmup, 0)
+    series_points = _check_int("series_points", series_points, 1)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    _, _, budget_key = seed_streams(seed)
+    requests.check_fits(memory)
+    if horizon is None:
+        _check_progress(requests, policy, memory)
+    if engine == "fast":
+        raw = run_fast(requests, policy, memory, horizon, budget_key, warmup, series_points)
+    else:
+        a = requests._arrays
+        raw = run_reference(a["arrival"], a["prompt"], a["decode"], a["class_id"],
+                            policy.encode(memory, requests.num_classes), memory,
+                            -1 if horizon is None else horizon, budget_key, warmup)
+    info = RunInfo(policy=repr(policy), memory=memory, seed=int(seed), horizon=horizon,
+                   warmup=warmup, engine=engine, version=__version__)
+    return SimulationResult(requests=requests, raw=raw, info=info)
+
+
+def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int, seed: int = 0,
+                    warmup: int = 0, series_points: int = 10_000, progress: bool = False,
+                    chunk_seconds: float = 1.0) -> StreamResult:
+    """Stream ``slots`` slots of a workload, drawing arrivals inside the kernel.
+
+    Memory stays proportional to the waiting and active requests; latency and TTFT
+    quantiles are exact (integer histograms).  The arrivals are exactly those of
+    ``workload.generate(slots, seed)``.  A request with l + o > M (possible only with an
+    unbounded length law) is counted in ``rejected`` and not simulated.  Ctrl-C stops the
+    run between chunks and returns what was simulated so far (``interrupted=True``).
+    """
+    if not isinstance(workload, Workload):
+        raise ValueError(f"workload must be a stability.Workload, got {type(workload).__name__}")
+    policy = _check_policy(policy)
+    memory = _check_int("memory", memory, 2)
+    slots = _check_int("slots", slots, 0)
+    warmup = _check_int("warmup", warmup, 0)
+    series_points = _check_int("series_points", series_points, 1)
+    arrival_state, length_state, budget_key = seed_streams(seed)
+    enc_w = encode_workload(workload)
+    k = workload.num_classes
+    enc = policy.encode(memory, k)
+    groups = max(k, len(enc.int_params)) if enc.groups_by_class else 1
+    st = _common_state(enc, memory, warmup, groups, budget_key, series_points)
+    pool = 1024
+    st.update(
+        total_rate=enc_w.total_rate, class_cdf=enc_w.class_cdf, law_offset=enc_w.law_offset,
+        law_data=enc_w.law_data, rng=np.concatenate([arrival_state, length_state]),
+        scratch=np.zeros((3, 64), np.int64), free_list=np.arange(pool - 1, -1, -1, dtype=np.int64),
+        lat_hist=np.zeros((k, 1024), np.int64), ttft_hist=np.zeros((k, 1024), np.int64),
+        class_acc=np.zeros((k, _kernel.NUM_CLASS_COLUMNS), np.int64),
+        r_arrival=np.zeros(pool, np.int64), r_prompt=np.zeros(pool, np.int64),
+        r_decode=np.zeros(pool, np.int64), r_group=np.zeros(pool, np.int64),
+        r_rank=np.zeros(pool, np.int64), r_start=np.zeros(pool, np.int64),
+        r_first=np.zeros(pool, np.int64), r_completion=np.zeros(0, np.int64),
+        r_evictions=np.zeros(pool, np.int64), r_state=np.zeros(pool, np.int8),
+        r_hpos=np.zeros(pool, np.int64),
+    )
+    sc = st["sc"]
+    sc[_kernel.FREE_N] = pool
+    order = np.zeros(0, np.int64)
+    if enc_w.total_rate > 0:  # the first slot holding arrivals, as in Workload.generate
+        from stability import _rng
+
+        a = st["rng"]
+        a[0], a[1], a[2], a[3], gap = _rng.geometric_gap(a[0], a[1], a[2], a[3], enc_w.total_rate)
+        sc[_kernel.NEXT_ARRIVAL] = gap - 1
+    else:
+        sc[_kernel.NEXT_ARRIVAL] = _NO_LIMIT
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=slots, unit="slot", unit_scale=True, mininterval=0.5)
+    interrupted = False
+    began = time.perf_counter()
+    step = 4096
+    try:
+        while sc[_kernel.T] < slots:
+            t0 = time.perf_counter()
+            before = int(sc[_kernel.T])
+            _call(True, min(slots, before + step), False, order, st)
+            elapsed = time.perf_counter() - t0
+            if bar is not None:
+                bar.update(int(sc[_kernel.T]) - before)
+            # aim each chunk at about chunk_seconds so Ctrl-C and progress stay responsive
+            step = int(min(max(step * min(4.0, chunk_seconds / max(elapsed, 1e-6)), 1024), 2**40))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    kk = _kernel
+    m = int(sc[kk.SER_N])
+    info = RunInfo(policy=repr(policy), memory=memory, seed=int(seed), horizon=slots,
+                   warmup=warmup, engine="stream", version=__version__)
+    return StreamResult(
+        info=info, slots=int(sc[kk.T]), arrived=int(sc[kk.ARRIVED]),
+        rejected=int(sc[kk.REJECTED]), overflow_events=int(sc[kk.OVERFLOWS]),
+        evictions_total=int(sc[kk.EVICTIONS]), bounces=int(sc[kk.BOUNCES]),
+        wasted_tokens=int(sc[kk.WASTED]), decoded_tokens=int(sc[kk.DECODED]),
+        waiting_at_end=int(sc[kk.WAITING_N]), active_at_end=int(sc[kk.N_ACT]),
+        stats=_stats(sc, st["fsc"]),
+        series=Series(int(sc[kk.SER_STRIDE]), st["series"][0, :m].copy(),
+                      st["series"][1, :m].copy(), st["series"][2, :m].copy()),
+        latency_histogram=st["lat_hist"], ttft_histogram=st["ttft_hist"],
+        class_totals=st["class_acc"].copy(), interrupted=interrupted,
+        elapsed_seconds=time.perf_counter() - began,
+    )
