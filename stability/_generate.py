@@ -138,6 +138,27 @@ def _generate(slots, total_rate, class_cdf, law_offset, law_data, arrival_state,
     return arrival[:n], prompt[:n], decode[:n], cls[:n]
 
 
+@njit(cache=True, nogil=True)
+def draw_next_slot(rng, total_rate, class_cdf, law_offset, law_data, scratch):
+    """Gap to the next slot with arrivals and its requests (into ``scratch`` rows 0-2).
+
+    ``rng`` holds the arrival then the length stream state and is advanced in place;
+    the draws are those ``_generate`` makes for one slot.  Returns (gap, count); the
+    requests are drawn only when they fit in ``scratch``.
+    """
+    a0, a1, a2, a3 = rng[0], rng[1], rng[2], rng[3]
+    l0, l1, l2, l3 = rng[4], rng[5], rng[6], rng[7]
+    a0, a1, a2, a3, gap = _rng.geometric_gap(a0, a1, a2, a3, total_rate)
+    a0, a1, a2, a3, count = _rng.poisson_positive(a0, a1, a2, a3, total_rate)
+    if count <= scratch.shape[1]:
+        a0, a1, a2, a3, l0, l1, l2, l3 = fill_requests(
+            count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3,
+            scratch[0], scratch[1], scratch[2], 0)
+    rng[0], rng[1], rng[2], rng[3] = a0, a1, a2, a3
+    rng[4], rng[5], rng[6], rng[7] = l0, l1, l2, l3
+    return gap, count
+
+
 def generate_requests(workload: Workload, slots: int, seed: int) -> Requests:
     """The requests arriving in slots 0 .. slots-1 (the streaming engine draws the same)."""
     enc = encode_workload(workload)

@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit
 
 from stability import _rng
-from stability._generate import fill_requests, grow
+from stability._generate import fill_requests
 from stability.policies import POLICY_CLASSES, POLICY_CONSERVATIVE, POLICY_FLOW, POLICY_GREEDY
 
 # request states
@@ -64,14 +64,20 @@ SER_STRIDE = 24
 SER_N = 25
 ARRIVED = 26
 REJECTED = 27
-NUM_SCALARS = 28
+PENDING_N = 28  # stream: arrivals drawn for slot NEXT_ARRIVAL, waiting in ``scratch``
+NUM_SCALARS = 29
+
+# why ``advance`` returned
+DONE_OK = 0  # reached t_stop, or every request completed
+NEED_ROOM = 1  # a buffer is too small for the next slot: grow (``room_needed``) and resume
+BURST = 2  # a slot drew more arrivals than ``scratch`` holds (probability < 1e-30)
 
 # columns of the per-class accumulators (streaming)
 C_COMPLETED, C_TOKENS, C_RESTARTED, C_LATENCY_SUM, C_TTFT_SUM, C_EVICTIONS = 0, 1, 2, 3, 4, 5
 NUM_CLASS_COLUMNS = 6
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _account(sc, fsc, series, s0, s1, kv0, inc, queue, active, warmup, high):
     """Statistics of slots s0..s1-1 where kv(s) = kv0 + inc (s - s0), queue and active fixed."""
     stride = sc[SER_STRIDE]
@@ -118,7 +124,7 @@ def _account(sc, fsc, series, s0, s1, kv0, inc, queue, active, warmup, high):
         sc[A_MAX] = active
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _heap_push(heap_key, heap_idx, hpos, size, key, idx):
     i = size
     while i > 0:
@@ -134,7 +140,7 @@ def _heap_push(heap_key, heap_idx, hpos, size, key, idx):
     hpos[idx] = i
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _heap_remove(heap_key, heap_idx, hpos, size, p):
     """Remove the entry at position p of a heap of ``size`` entries (size - 1 remain)."""
     last = size - 1
@@ -170,81 +176,71 @@ def _heap_remove(heap_key, heap_idx, hpos, size, p):
     hpos[idx] = i
 
 
-@njit(cache=True, nogil=True)
-def _grow_deque(dq, dq_head, dq_len):
-    """Double the capacity of every group's ring buffer (heads reset to 0)."""
-    groups, cap = dq.shape
-    out = np.empty((groups, 2 * cap), dq.dtype)
-    for g in range(groups):
-        for j in range(dq_len[g]):
-            out[g, j] = dq[g, (dq_head[g] + j) & (cap - 1)]
-        dq_head[g] = 0
-    return out
+def room_needed(sc, memory, burst):
+    """Entries each structure must hold so that slot sc[T] cannot overflow it.
+
+    During one slot the waiting queue gains at most the arrivals and the evicted active
+    requests, and the active set never exceeds M / 2 (each active request holds at least
+    two tokens), so these bounds hold until the next check.
+    """
+    waiting_or_active = int(sc[WAITING_N] + sc[N_ACT] + burst)
+    active = min(waiting_or_active, memory // 2 + 1)
+    return dict(deque=waiting_or_active, heap=active + 1, stack=int(sc[STACK_N]) + active + 1,
+                pool=int(burst))
 
 
 @njit(cache=True, nogil=True)
-def _grow_hist(hist, size):
-    out = np.zeros((hist.shape[0], size), hist.dtype)
-    out[:, : hist.shape[1]] = hist
-    return out
-
-
-@njit(cache=True, nogil=True)
-def advance(streaming, t_stop, until_done, order,
+def advance(streaming, t_stop, until_done, order, burst,
             r_arrival, r_prompt, r_decode, r_group, r_rank, r_start, r_first, r_completion,
             r_evictions, r_state, r_hpos,
             total_rate, class_cdf, law_offset, law_data, rng, scratch,
             pcode, pints, pfloats, bkey, memory, warmup,
             sc, fsc, heap_key, heap_idx, stack_idx, stack_stamp, dq, dq_head, dq_len,
             free_list, series, lat_hist, ttft_hist, class_acc):
-    """Simulate slots sc[T] .. t_stop - 1 (DESIGN 1.2); returns every array it may regrow.
+    """Simulate slots sc[T] .. t_stop - 1 (DESIGN 1.2); returns DONE_OK, NEED_ROOM or BURST.
 
     Batch mode (``streaming`` False): the requests are the r_* arrays indexed by input
-    position, ``order`` lists them by (arrival, index); with ``until_done`` the run stops
-    once all have completed.  Stream mode: arrivals are drawn from the workload arrays
-    and the rng states, requests live in a pool of reusable entries, and completed ones
-    are folded into the latency histograms and per-class accumulators.
+    position, ``order`` lists them by (arrival, index) and ``burst`` bounds the arrivals
+    of one slot; with ``until_done`` the run stops once all have completed.  Stream mode:
+    arrivals are drawn from the workload arrays and the rng states one slot ahead (into
+    ``scratch``), requests live in a pool of reusable entries, and completed ones are
+    folded into the latency histograms (sized by the caller for the chunk) and the
+    per-class accumulators.  The kernel never reallocates: before each slot it checks
+    that every buffer has room (``room_needed``) and returns NEED_ROOM otherwise.
     """
     nreq = order.size
     groups = dq.shape[0]
+    mask = dq.shape[1] - 1
     high = (19 * memory) // 20
+    half = memory // 2 + 1
     per_class = pcode == POLICY_CLASSES
     quota = np.zeros(groups, np.int64)
     a0, a1, a2, a3 = rng[0], rng[1], rng[2], rng[3]
     l0, l1, l2, l3 = rng[4], rng[5], rng[6], rng[7]
+    status = DONE_OK
     t = sc[T]
     while True:
         if until_done and sc[COMPLETED] == nreq:
             break
         if t >= t_stop:
             break
+        # ---- room for this slot (see room_needed)
+        incoming = burst
+        if streaming:
+            incoming = sc[PENDING_N] if t == sc[NEXT_ARRIVAL] else 0
+            if sc[FREE_N] < incoming:
+                status = NEED_ROOM
+                break
+        bound = sc[WAITING_N] + sc[N_ACT] + incoming
+        active_bound = min(bound, half)
+        if (bound > dq.shape[1] or active_bound + 1 > heap_key.size
+                or sc[STACK_N] + active_bound + 1 > stack_idx.size):
+            status = NEED_ROOM
+            break
         # ---- 1. arrivals join the back of their group's queue
         if streaming:
             if t == sc[NEXT_ARRIVAL]:
-                a0, a1, a2, a3, count = _rng.poisson_positive(a0, a1, a2, a3, total_rate)
-                if count > scratch.shape[1]:
-                    scratch = np.empty((3, 2 * count), np.int64)
-                a0, a1, a2, a3, l0, l1, l2, l3 = fill_requests(
-                    count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3,
-                    scratch[0], scratch[1], scratch[2], 0)
-                if sc[FREE_N] < count:  # grow the pool
-                    old = r_arrival.size
-                    new = max(2 * old, old + count)
-                    r_arrival = grow(r_arrival, new)
-                    r_prompt = grow(r_prompt, new)
-                    r_decode = grow(r_decode, new)
-                    r_group = grow(r_group, new)
-                    r_rank = grow(r_rank, new)
-                    r_start = grow(r_start, new)
-                    r_first = grow(r_first, new)
-                    r_evictions = grow(r_evictions, new)
-                    r_state = grow(r_state, new)
-                    r_hpos = grow(r_hpos, new)
-                    free_list = grow(free_list, new)
-                    for e in range(new - 1, old - 1, -1):
-                        free_list[sc[FREE_N]] = e
-                        sc[FREE_N] += 1
-                for r in range(count):
+                for r in range(sc[PENDING_N]):
                     k = scratch[0, r]
                     if t >= warmup:
                         sc[ARRIVED] += 1
@@ -264,22 +260,27 @@ def advance(streaming, t_stop, until_done, order,
                     r_evictions[idx] = 0
                     r_state[idx] = WAITING
                     g = k if per_class else 0
-                    if dq_len[g] == dq.shape[1]:
-                        dq = _grow_deque(dq, dq_head, dq_len)
-                    dq[g, (dq_head[g] + dq_len[g]) & (dq.shape[1] - 1)] = idx
+                    dq[g, (dq_head[g] + dq_len[g]) & mask] = idx
                     dq_len[g] += 1
                     sc[WAITING_N] += 1
+                # draw the next slot holding arrivals and its requests
                 a0, a1, a2, a3, gap = _rng.geometric_gap(a0, a1, a2, a3, total_rate)
                 sc[NEXT_ARRIVAL] += gap
+                a0, a1, a2, a3, count = _rng.poisson_positive(a0, a1, a2, a3, total_rate)
+                if count > scratch.shape[1]:
+                    status = BURST
+                    break
+                a0, a1, a2, a3, l0, l1, l2, l3 = fill_requests(
+                    count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3,
+                    scratch[0], scratch[1], scratch[2], 0)
+                sc[PENDING_N] = count
         else:
             while sc[NEXT_ARRIVAL] < nreq and r_arrival[order[sc[NEXT_ARRIVAL]]] == t:
                 idx = order[sc[NEXT_ARRIVAL]]
                 sc[NEXT_ARRIVAL] += 1
                 r_state[idx] = WAITING
                 g = r_group[idx] if per_class else 0
-                if dq_len[g] == dq.shape[1]:
-                    dq = _grow_deque(dq, dq_head, dq_len)
-                dq[g, (dq_head[g] + dq_len[g]) & (dq.shape[1] - 1)] = idx
+                dq[g, (dq_head[g] + dq_len[g]) & mask] = idx
                 dq_len[g] += 1
                 sc[WAITING_N] += 1
         # ---- 2. running demand, O(1) from the aggregates
@@ -297,7 +298,6 @@ def advance(streaming, t_stop, until_done, order,
         max_decode = pints[0]
         reserved = sc[SUM_L] + sc[N_ACT] * max_decode
         admitted = 0
-        mask = dq.shape[1] - 1
         while True:
             if per_class:
                 g = -1
@@ -339,15 +339,9 @@ def advance(streaming, t_stop, until_done, order,
             demand += prompt + 1
             reserved += prompt + max_decode
             admitted += 1
-            if sc[STACK_N] == stack_idx.size:
-                stack_idx = grow(stack_idx, 2 * stack_idx.size)
-                stack_stamp = grow(stack_stamp, 2 * stack_stamp.size)
             stack_idx[sc[STACK_N]] = idx
             stack_stamp[sc[STACK_N]] = t
             sc[STACK_N] += 1
-            if sc[HEAP_N] == heap_key.size:
-                heap_key = grow(heap_key, 2 * heap_key.size)
-                heap_idx = grow(heap_idx, 2 * heap_idx.size)
             _heap_push(heap_key, heap_idx, r_hpos, sc[HEAP_N], t + r_decode[idx] - 1, idx)
             sc[HEAP_N] += 1
         overflow = False
@@ -380,9 +374,6 @@ def advance(streaming, t_stop, until_done, order,
                 r_state[idx] = WAITING
                 r_start[idx] = -1
                 g = r_group[idx] if per_class else 0
-                if dq_len[g] == dq.shape[1]:
-                    dq = _grow_deque(dq, dq_head, dq_len)
-                    mask = dq.shape[1] - 1
                 dq_head[g] = (dq_head[g] - 1) & mask
                 dq[g, dq_head[g]] = idx
                 dq_len[g] += 1
@@ -416,10 +407,6 @@ def advance(streaming, t_stop, until_done, order,
                     k = r_group[idx]
                     latency = t - r_arrival[idx] + 1
                     ttft = r_first[idx] - r_arrival[idx] + 1
-                    if latency >= lat_hist.shape[1]:
-                        size = max(2 * lat_hist.shape[1], latency + 1)
-                        lat_hist = _grow_hist(lat_hist, size)
-                        ttft_hist = _grow_hist(ttft_hist, size)
                     lat_hist[k, latency] += 1
                     ttft_hist[k, ttft] += 1
                     class_acc[k, C_COMPLETED] += 1
@@ -481,6 +468,4 @@ def advance(streaming, t_stop, until_done, order,
     sc[T] = t
     rng[0], rng[1], rng[2], rng[3] = a0, a1, a2, a3
     rng[4], rng[5], rng[6], rng[7] = l0, l1, l2, l3
-    return (r_arrival, r_prompt, r_decode, r_group, r_rank, r_start, r_first, r_evictions,
-            r_state, r_hpos, scratch, heap_key, heap_idx, stack_idx, stack_stamp, dq,
-            free_list, lat_hist, ttft_hist)
+    return status

@@ -9,7 +9,7 @@ import numpy as np
 from numba import njit
 
 from stability import __version__, _kernel
-from stability._generate import encode_workload, seed_streams
+from stability._generate import draw_next_slot, encode_workload, seed_streams
 from stability.policies import ClassBudgets, Conservative, FlowControl, Greedy, Policy
 from stability.raw import RawRun, SlotStats
 from stability.reference import run_reference
@@ -87,21 +87,92 @@ def _empty_stream_inputs():
                 r_rank=np.zeros(0, np.int64))
 
 
-def _call(streaming, t_stop, until_done, order, st):
-    """Run the kernel on the state dict ``st`` and store the arrays it may have regrown."""
-    out = _kernel.advance(
-        streaming, t_stop, until_done, order,
-        st["r_arrival"], st["r_prompt"], st["r_decode"], st["r_group"], st["r_rank"],
-        st["r_start"], st["r_first"], st["r_completion"], st["r_evictions"], st["r_state"],
-        st["r_hpos"], st["total_rate"], st["class_cdf"], st["law_offset"], st["law_data"],
-        st["rng"], st["scratch"], st["pcode"], st["pints"], st["pfloats"], st["bkey"],
-        st["memory"], st["warmup"], st["sc"], st["fsc"], st["heap_key"], st["heap_idx"],
-        st["stack_idx"], st["stack_stamp"], st["dq"], st["dq_head"], st["dq_len"],
-        st["free_list"], st["series"], st["lat_hist"], st["ttft_hist"], st["class_acc"])
-    names = ("r_arrival", "r_prompt", "r_decode", "r_group", "r_rank", "r_start", "r_first",
-             "r_evictions", "r_state", "r_hpos", "scratch", "heap_key", "heap_idx", "stack_idx",
-             "stack_stamp", "dq", "free_list", "lat_hist", "ttft_hist")
-    st.update(zip(names, out))
+def _call(streaming, t_stop, until_done, order, burst, st) -> None:
+    """Advance the kernel to ``t_stop``, growing buffers whenever it asks for room."""
+    while True:
+        status = _kernel.advance(
+            streaming, t_stop, until_done, order, burst,
+            st["r_arrival"], st["r_prompt"], st["r_decode"], st["r_group"], st["r_rank"],
+            st["r_start"], st["r_first"], st["r_completion"], st["r_evictions"], st["r_state"],
+            st["r_hpos"], st["total_rate"], st["class_cdf"], st["law_offset"], st["law_data"],
+            st["rng"], st["scratch"], st["pcode"], st["pints"], st["pfloats"], st["bkey"],
+            st["memory"], st["warmup"], st["sc"], st["fsc"], st["heap_key"], st["heap_idx"],
+            st["stack_idx"], st["stack_stamp"], st["dq"], st["dq_head"], st["dq_len"],
+            st["free_list"], st["series"], st["lat_hist"], st["ttft_hist"], st["class_acc"])
+        if status == _kernel.DONE_OK:
+            return
+        if status == _kernel.BURST:
+            raise RuntimeError("a slot drew more arrivals than the scratch bound (an event of "
+                               "probability below 1e-30); please report this with the seed")
+        sc = st["sc"]
+        incoming = int(sc[_kernel.PENDING_N]) if streaming else burst
+        _make_room(st, _kernel.room_needed(sc, st["memory"], incoming), streaming)
+
+
+def _grown(a: np.ndarray, size: int, fill=0) -> np.ndarray:
+    out = np.full(size, fill, a.dtype)
+    out[: a.size] = a
+    return out
+
+
+def _make_room(st: dict, need: dict, streaming: bool) -> None:
+    """Grow every buffer that is smaller than ``need`` (to twice the need)."""
+    dq = st["dq"]
+    if need["deque"] > dq.shape[1]:
+        cap = 1 << int(2 * need["deque"] - 1).bit_length()
+        new = np.zeros((dq.shape[0], cap), np.int64)
+        for g in range(dq.shape[0]):
+            positions = (st["dq_head"][g] + np.arange(st["dq_len"][g])) % dq.shape[1]
+            new[g, : positions.size] = dq[g, positions]
+        st["dq"] = new
+        st["dq_head"][:] = 0
+    for keys in (("heap_key", "heap_idx"), ("stack_idx", "stack_stamp")):
+        size = need["heap" if keys[0] == "heap_key" else "stack"]
+        if size > st[keys[0]].size:
+            for key in keys:
+                st[key] = _grown(st[key], 2 * size)
+    sc = st["sc"]
+    if streaming and sc[_kernel.FREE_N] < need["pool"]:
+        old = st["r_arrival"].size
+        new_size = 2 * old + need["pool"]
+        for key in ("r_arrival", "r_prompt", "r_decode", "r_group", "r_rank", "r_start",
+                    "r_first", "r_evictions", "r_state", "r_hpos"):
+            st[key] = _grown(st[key], new_size)
+        free = st["free_list"]
+        count = int(sc[_kernel.FREE_N])
+        st["free_list"] = np.concatenate(
+            [free[:count], np.arange(new_size - 1, old - 1, -1, dtype=np.int64),
+             np.zeros(old - count, np.int64)])
+        sc[_kernel.FREE_N] = count + new_size - old
+
+
+def _size_histograms(st: dict, t_start: int, t_stop: int) -> None:
+    """Make the latency histograms long enough for every completion before ``t_stop``.
+
+    A request completing in slot t < t_stop has latency t - a + 1 <= t_stop - a, and a is
+    at least the oldest arrival still pending (or t_start for later arrivals).
+    """
+    pending = (st["r_state"] == _kernel.WAITING) | (st["r_state"] == _kernel.ACTIVE)
+    oldest = min(int(st["r_arrival"][pending].min()) if pending.any() else t_start, t_start)
+    need = t_stop - oldest + 1
+    hist = st["lat_hist"]
+    if need > hist.shape[1]:
+        size = max(need, 2 * hist.shape[1])
+        for key in ("lat_hist", "ttft_hist"):
+            grown = np.zeros((hist.shape[0], size), np.int64)
+            grown[:, : hist.shape[1]] = st[key]
+            st[key] = grown
+
+
+@njit(cache=True, nogil=True)
+def _max_burst(sorted_arrival):
+    """Largest number of requests arriving in one slot (arrivals sorted)."""
+    best = 0
+    run = 0
+    for i in range(sorted_arrival.size):
+        run = run + 1 if i > 0 and sorted_arrival[i] == sorted_arrival[i - 1] else 1
+        best = max(best, run)
+    return best
 
 
 def _common_state(policy, memory, warmup, groups, budget_key, series_points):
@@ -135,8 +206,10 @@ def run_fast(requests: Requests, policy: Policy, memory: int, horizon: int | Non
     arrival = arrays["arrival"]
     if _is_sorted(arrival):
         order = np.arange(n, dtype=np.int64)
+        burst = _max_burst(arrival)
     else:
         order = np.lexsort((np.arange(n), arrival)).astype(np.int64)
+        burst = _max_burst(arrival[order])
     enc = policy.encode(memory, requests.num_classes)
     groups = max(requests.num_classes, len(enc.int_params)) if enc.groups_by_class else 1
     points = series_points if horizon is None else max(1, min(series_points, horizon))
@@ -150,7 +223,7 @@ def run_fast(requests: Requests, policy: Policy, memory: int, horizon: int | Non
         r_hpos=np.zeros(n, np.int64),
     )
     until_done = horizon is None
-    _call(False, _NO_LIMIT if until_done else horizon, until_done, order, st)
+    _call(False, _NO_LIMIT if until_done else horizon, until_done, order, burst, st)
     sc = st["sc"]
     k = _kernel
     m = int(sc[k.SER_N])
@@ -237,10 +310,13 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
     groups = max(k, len(enc.int_params)) if enc.groups_by_class else 1
     st = _common_state(enc, memory, warmup, groups, budget_key, series_points)
     pool = 1024
+    # P(Poisson(lambda) > lambda + 12 sqrt(lambda) + 30) < 1e-30: room for any slot's arrivals
+    burst = int(math.ceil(enc_w.total_rate + 12.0 * math.sqrt(enc_w.total_rate) + 30.0))
     st.update(
         total_rate=enc_w.total_rate, class_cdf=enc_w.class_cdf, law_offset=enc_w.law_offset,
         law_data=enc_w.law_data, rng=np.concatenate([arrival_state, length_state]),
-        scratch=np.zeros((3, 64), np.int64), free_list=np.arange(pool - 1, -1, -1, dtype=np.int64),
+        scratch=np.zeros((3, burst), np.int64),
+        free_list=np.arange(pool - 1, -1, -1, dtype=np.int64),
         lat_hist=np.zeros((k, 1024), np.int64), ttft_hist=np.zeros((k, 1024), np.int64),
         class_acc=np.zeros((k, _kernel.NUM_CLASS_COLUMNS), np.int64),
         r_arrival=np.zeros(pool, np.int64), r_prompt=np.zeros(pool, np.int64),
@@ -254,11 +330,12 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
     sc[_kernel.FREE_N] = pool
     order = np.zeros(0, np.int64)
     if enc_w.total_rate > 0:  # the first slot holding arrivals, as in Workload.generate
-        from stability import _rng
-
-        a = st["rng"]
-        a[0], a[1], a[2], a[3], gap = _rng.geometric_gap(a[0], a[1], a[2], a[3], enc_w.total_rate)
+        gap, count = draw_next_slot(st["rng"], enc_w.total_rate, enc_w.class_cdf,
+                                    enc_w.law_offset, enc_w.law_data, st["scratch"])
+        if count > burst:
+            raise RuntimeError("the first slot drew more arrivals than the scratch bound")
         sc[_kernel.NEXT_ARRIVAL] = gap - 1
+        sc[_kernel.PENDING_N] = count
     else:
         sc[_kernel.NEXT_ARRIVAL] = _NO_LIMIT
     bar = None
@@ -273,7 +350,9 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
         while sc[_kernel.T] < slots:
             t0 = time.perf_counter()
             before = int(sc[_kernel.T])
-            _call(True, min(slots, before + step), False, order, st)
+            stop = min(slots, before + step)
+            _size_histograms(st, before, stop)
+            _call(True, stop, False, order, burst, st)
             elapsed = time.perf_counter() - t0
             if bar is not None:
                 bar.update(int(sc[_kernel.T]) - before)
