@@ -132,7 +132,7 @@ class Budget:
             return np.array([n, n + 1]), np.array([1.0 - f, f])
         from scipy.stats import poisson
 
-        top = int(poisson.isf(tail, self.mean)) + 1 if self.mean > 0 else 0
+        top = int(self.mean + 12.0 * math.sqrt(self.mean) - math.log(tail)) + 1
         v = np.arange(top + 1)
         pr = poisson.pmf(v, self.mean)
         return v, pr / pr.sum()

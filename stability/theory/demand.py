@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
+from stability.theory._kernels import log_mgf_table
 from stability.theory.budget import Budget, budget_streams
 from stability.theory.moments import is_unbounded_geometric, survival
 from stability.workload import Workload
@@ -39,56 +40,83 @@ PROMPT_TAIL = 1e-16
 """Unbounded prompt laws are represented by their table cut where the tail is < this."""
 
 
+def _log_mgf_table(eta: float, values: np.ndarray, log_probs: np.ndarray) -> tuple[float, float]:
+    """log E[e^{eta V}] and E[V e^{eta V}] / E[e^{eta V}] for a finite table (jitted)."""
+    return log_mgf_table(float(eta), values, log_probs)
+
+
 @dataclass(frozen=True, eq=False)
 class ClassTable:
-    """One class as seen by one stream, on a lattice of ``unit`` tokens.
+    """One class as seen by one stream, on a lattice of ``unit`` = h tokens.
+
+    The contribution of an activation of age a is X(a) = (l + s) 1{o > a}, s = a + 1.  On
+    the lattice, with s = h q_s + r_s (0 <= r_s < h), it is
+    ceil((l + s)/h) = q_s + ceil((l + r_s)/h) (rounding up; floor for rounding down), so
+    the prompt enters through one table per residue r.
 
     Attributes
     ----------
     weight : probability that an activation of the stream is of this class.
-    prompt_values : int array, l rounded to lattice units.
-    prompt_probs : float array, P(l = value).
+    prompt_values : tuple over residues r of int arrays, ceil((l + r)/h) (h = 1: l).
+    prompt_log_probs : tuple over residues of float arrays, log P(value).
     survival : float array (ages,), P(o > a) for the stream's tabulated ages.
     geometric_q : 1 - p if o is unbounded geometric (P(o > a) = q^a beyond the table).
     """
 
     weight: float
-    prompt_values: np.ndarray
-    prompt_probs: np.ndarray
+    prompt_values: tuple
+    prompt_log_probs: tuple
     survival: np.ndarray
     geometric_q: float | None
 
-    def log_prompt_mgf(self, eta: float) -> tuple[float, float]:
-        """log E[e^{eta l}] and the tilted mean E[l e^{eta l}] / E[e^{eta l}]."""
-        x = eta * self.prompt_values + np.log(self.prompt_probs)
-        lm = float(logsumexp(x))
-        mu = float(np.dot(np.exp(x - lm), self.prompt_values))
-        return lm, mu
+    def log_prompt_mgf(self, eta: float, residue: int = 0) -> tuple[float, float]:
+        """log E[e^{eta L_r}] and the tilted mean of L_r, L_r the prompt part for residue r."""
+        return _log_mgf_table(eta, self.prompt_values[residue], self.prompt_log_probs[residue])
+
+    def log_prompt_mgfs(self, eta: float) -> tuple[np.ndarray, np.ndarray]:
+        """Both quantities for every residue, as arrays of length h."""
+        pairs = [self.log_prompt_mgf(eta, r) for r in range(len(self.prompt_values))]
+        return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+
+    @property
+    def max_prompt(self) -> np.ndarray:
+        return np.array([v.max() for v in self.prompt_values])
 
 
 @dataclass(frozen=True, eq=False)
 class StreamTable:
     """An independent stream of activations: its budget, classes and tabulated ages.
 
-    ``steps[a]`` is the lattice value of the age part a + 1 of X(a).
+    For age a (s = a + 1 = h shifts[a] + residues[a]) the lattice contribution of an active
+    request is shifts[a] + (prompt value of residue residues[a]).
     """
 
     budget: Budget
     classes: tuple
-    steps: np.ndarray
+    shifts: np.ndarray
+    residues: np.ndarray
 
     @property
     def ages(self) -> int:
-        return int(self.steps.size)
+        return int(self.shifts.size)
 
 
-def _round(values: np.ndarray, unit: int, rounding: str) -> np.ndarray:
-    values = np.asarray(values, dtype=np.int64)
-    if unit == 1:
-        return values
-    if rounding == "up":
-        return -((-values) // unit)
-    return values // unit
+def _lattice_prompt(values: np.ndarray, probs: np.ndarray, unit: int, rounding: str):
+    keep = probs > 0
+    values, probs = np.asarray(values, dtype=np.int64)[keep], probs[keep]
+    out_v, out_lp = [], []
+    for r in range(unit):
+        if unit == 1:
+            lv = values
+        elif rounding == "up":
+            lv = -((-(values + r)) // unit)
+        else:
+            lv = (values + r) // unit
+        uv, inv = np.unique(lv, return_inverse=True)
+        up = np.bincount(inv, weights=probs)
+        out_v.append(uv.astype(float))
+        out_lp.append(np.log(up))
+    return tuple(out_v), tuple(out_lp)
 
 
 class DemandModel:
@@ -112,6 +140,7 @@ class DemandModel:
         if rounding not in ("up", "down"):
             raise ValueError(f"rounding={rounding!r} is not allowed; use 'up' or 'down'")
         self.workload = workload
+        self.budget = budget
         self.unit = int(unit)
         self.rounding = rounding
         streams = []
@@ -119,19 +148,17 @@ class DemandModel:
             n_ages = 1 if ages is None else int(ages)
             for c in st.classes:
                 n_ages = max(n_ages, survival(c.decode).size)
-            steps = _round(np.arange(1, n_ages + 1), self.unit, rounding)
+            s = np.arange(1, n_ages + 1)
+            shifts, residues = s // self.unit, s % self.unit
             tables = []
             for w, c in zip(st.weights, st.classes):
                 if w == 0:
                     continue
                 v, pr = c.prompt.pmf(PROMPT_TAIL)
-                keep = pr > 0
-                lv = _round(v[keep], self.unit, rounding)
-                uv, inv = np.unique(lv, return_inverse=True)
-                up = np.bincount(inv, weights=pr[keep])
+                pv, plp = _lattice_prompt(v, pr, self.unit, rounding)
                 q = 1.0 - c.decode.p if is_unbounded_geometric(c.decode) else None
-                tables.append(ClassTable(float(w), uv, up, survival(c.decode, n_ages), q))
-            streams.append(StreamTable(st.budget, tuple(tables), steps))
+                tables.append(ClassTable(float(w), pv, plp, survival(c.decode, n_ages), q))
+            streams.append(StreamTable(st.budget, tuple(tables), shifts, residues))
         self.streams = tuple(streams)
 
     # -- support ------------------------------------------------------------------
@@ -161,7 +188,7 @@ class DemandModel:
             for c in st.classes:
                 if c.geometric_q is not None:
                     return math.inf
-                top = np.where(c.survival > 0, c.prompt_values.max() + st.steps, 0)
+                top = np.where(c.survival > 0, c.max_prompt[st.residues] + st.shifts, 0)
                 per_age = np.maximum(per_age, top)
             total += st.budget.max_value * float(per_age.sum())
         return total
@@ -174,32 +201,36 @@ class DemandModel:
         tail = dtail = 0.0
         with np.errstate(divide="ignore"):
             for c in st.classes:
-                lm, mu = c.log_prompt_mgf(eta)
+                lms, mus = c.log_prompt_mgfs(eta)
                 log_s = np.log(c.survival)
-                log_active = log_s + eta * st.steps + lm
+                log_active = log_s + eta * st.shifts + lms[st.residues]
                 log_phi_c = np.logaddexp(np.log1p(-np.minimum(c.survival, 1.0)), log_active)
                 log_phi_parts.append(math.log(c.weight) + log_phi_c)
                 dens.append(math.log(c.weight) + log_active)
-                slopes.append(st.steps + mu)
-                if c.geometric_q is not None:
+                slopes.append(st.shifts + mus[st.residues])
+                if c.geometric_q is not None and eta >= 0:
+                    # eta < 0: the dropped ages only lower Lambda, so the table is an upper bound.
+                    lm, mu = c.log_prompt_mgf(eta, 0)
                     t, dt = _geometric_tail(c, st.ages, eta, lm, mu, self.unit, self.rounding)
                     tail += c.weight * t
                     dtail += c.weight * dt
-        log_phi = logsumexp(np.vstack(log_phi_parts), axis=0)
+        if len(log_phi_parts) == 1:
+            log_phi = log_phi_parts[0]
+        else:
+            log_phi = logsumexp(np.vstack(log_phi_parts), axis=0)
         dlog_phi = np.zeros(st.ages)
         for d, sl in zip(dens, slopes):
-            dlog_phi += np.exp(d - log_phi) * sl
+            dlog_phi += np.exp(np.maximum(d - log_phi, -700.0)) * sl
         return log_phi, dlog_phi, tail, dtail
 
     def log_mgf(self, eta: float) -> float:
-        """Lambda(eta) = log E[e^{eta U}] (U in lattice units), eta >= 0.
+        """Lambda(eta) = log E[e^{eta U}] (U in lattice units).
 
-        Exact finite sum over tabulated ages; the geometric tail beyond the table enters
-        through an upper bound, so the value is >= the true Lambda there.
+        Exact finite sum over tabulated ages; for unbounded geometric decode lengths the
+        ages beyond the table enter through an upper bound (eta >= 0) or are dropped
+        (eta < 0, where they can only lower Lambda), so the value is >= the true Lambda.
         """
         eta = float(eta)
-        if eta < 0:
-            raise ValueError(f"theta must be >= 0, got {eta!r}")
         if eta >= self.theta_max:
             return math.inf
         total = 0.0
@@ -227,12 +258,12 @@ class DemandModel:
 
 def _geometric_tail(c: ClassTable, ages: int, eta: float, lm: float, mu: float,
                     unit: int, rounding: str) -> tuple[float, float]:
-    """sum_{a >= A} q^a (E[e^{eta l}] e^{eta step_a} - 1) and its eta-derivative.
+    """sum_{a >= A} q^a (E[e^{eta X_lattice(a)} | o > a] - 1) and its eta-derivative.
 
-    With step_a = a + 1 (unit 1) the sum is exact:
-        q^A [m e^{eta(A+1)} / (1 - q e^eta) - 1/(1-q)].
-    On a coarser lattice step_a <= (a + c0)/h with c0 = h (up) or 1 (down), which gives the
-    same geometric series with ratio q e^{eta/h}: an upper bound for eta >= 0.
+    Unit 1 (X = l + a + 1) the sum is exact: q^A [m e^{eta(A+1)} / (1 - q e^eta) - 1/(1-q)],
+    m = E[e^{eta l}].  On a coarser lattice X <= ceil(l/h) + (a + c0)/h with c0 = h (up) or
+    1 (down), which gives the same geometric series with ratio q e^{eta/h} and m the
+    residue-0 prompt MGF: an upper bound for eta >= 0.
     """
     q = c.geometric_q
     c0 = unit if (rounding == "up" and unit > 1) else 1

@@ -26,7 +26,7 @@ from stability.theory.budget import UNTHROTTLED, as_budget
 from stability.theory.demand import DemandModel
 from stability.workload import Workload
 
-__all__ = ["chernoff_rate", "RateResult", "OverflowBound", "overflow_bound",
+__all__ = ["chernoff_rate", "chernoff_lower_rate", "RateResult", "OverflowBound", "overflow_bound",
            "compound_poisson_prediction", "RECONSTRUCTION_NOTE"]
 
 RECONSTRUCTION_NOTE = (
@@ -80,6 +80,25 @@ def chernoff_rate(model: DemandModel, level: float, xtol: float = 1e-13) -> Rate
         theta = brentq(lambda t: model.dlog_mgf(t) - x, lo, hi, xtol=xtol * max(hi, 1e-300),
                        rtol=1e-15, maxiter=500)
     return RateResult(x, max(theta * x - model.log_mgf(theta), 0.0), theta)
+
+
+def chernoff_lower_rate(model: DemandModel, level: float) -> float:
+    """I_-(x) = sup_{theta <= 0} [theta x - Lambda(theta)], so P(U <= x) <= exp(-I_-(x)).
+
+    0 when x >= E[U]; inf when x is below the smallest value of U.
+    """
+    x = float(level)
+    mean = model.dlog_mgf(0.0)
+    if x >= mean:
+        return 0.0
+    lo, hi = -1.0 / max(mean, 1.0), 0.0
+    while model.dlog_mgf(lo) > x:
+        hi = lo
+        lo *= 2.0
+        if lo < -1e6:  # Lambda' tends to min U > x: P(U <= x) = 0
+            return math.inf
+    theta = brentq(lambda t: model.dlog_mgf(t) - x, lo, hi, rtol=1e-15, maxiter=500)
+    return max(theta * x - model.log_mgf(theta), 0.0)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,262 @@
+"""Stability conditions of DESIGN 3: Prop. 3.2, inequality (2) / Thm 3.3, Lindley queues.
+
+* Prop. 3.2 (necessary, any scheduler): sum_k lambda_k E[w_k] <= M.  Each completion
+  consumes at least w memory-slots and at most M are available per slot.
+* Inequality (2) and Thm 3.3 (Alg. 1): sum_k b_k w_k <= M makes the saturated peak demand
+  exactly sum_k b_k w_k, so Alg. 1 never overflows; with b_k > lambda_k as well, each class
+  queue is a Lindley walk Q' = max(Q + N - b_k, 0) and is positive recurrent.
+* The Lindley walk's stationary mean, by Spitzer's identity (exact series).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.stats import binom, poisson
+
+from stability.theory.budget import Budget, PerClassBudget, as_budget, class_mix
+from stability.theory.moments import mean_memory_time
+from stability.workload import Deterministic, Workload
+
+__all__ = [
+    "NecessaryCondition", "necessary_condition", "critical_rate", "alg1_peak_demand",
+    "Alg1Condition", "alg1_condition", "LindleyMean", "lindley_mean_queue", "queue_drift",
+]
+
+
+def _check_memory(memory) -> int:
+    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
+        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
+    return int(memory)
+
+
+@dataclass(frozen=True)
+class NecessaryCondition:
+    """Prop. 3.2: a stable system needs load = sum_k lambda_k E[w_k] <= M.
+
+    Attributes
+    ----------
+    load : sum_k lambda_k E[w_k], token-slots of KV demand arriving per slot.
+    memory : M, tokens.
+    utilisation : load / M.
+    holds : load <= M (necessary; the boundary itself is not claimed stable).
+    strict : load < M (the budget window is non-empty).
+    """
+
+    load: float
+    memory: int
+    utilisation: float
+    holds: bool
+    strict: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def necessary_condition(workload: Workload, memory: int) -> NecessaryCondition:
+    """Check Prop. 3.2 (necessary for stability under any scheduler)."""
+    memory = _check_memory(memory)
+    load = float(sum(c.rate * mean_memory_time(c) for c in workload.classes))
+    return NecessaryCondition(load, memory, load / memory, load <= memory, load < memory)
+
+
+def critical_rate(workload: Workload, memory: int) -> float:
+    """lambda* = M / E[w]: the largest total rate with the same class mix that Prop. 3.2
+    allows (E[w] = sum_k (lambda_k / lambda) E[w_k]).  Class k's share is
+    lambda* lambda_k / lambda; Section 4.1: 16492 / 4060 = 4.0621 per class."""
+    memory = _check_memory(memory)
+    mix = class_mix(workload)
+    mean_w = float(np.dot(mix, [mean_memory_time(c) for c in workload.classes]))
+    return memory / mean_w
+
+
+def _per_class(workload: Workload, budgets) -> PerClassBudget:
+    b = as_budget(budgets)
+    if not isinstance(b, PerClassBudget):
+        raise ValueError(f"budgets={budgets!r} is not allowed here; give one budget per class "
+                         "(PerClassBudget or a ClassBudgets policy)")
+    if len(b.budgets) != workload.num_classes:
+        raise ValueError(f"budgets has {len(b.budgets)} entries but the workload has "
+                         f"{workload.num_classes} classes; give one budget per class")
+    return b
+
+
+def alg1_peak_demand(workload: Workload, budgets) -> float:
+    """Peak demand of saturated Alg. 1: sum_k b_k w(l_k, o_k) (Thm 3.3).
+
+    In slot t the class-k requests activated at ages a = 0..min(t, o_k - 1) are active and
+    hold l_k + a + 1 tokens each, so the demand grows until t = o_k - 1 and then stays at
+    b_k sum_{a<o_k} (l_k + a + 1) = b_k w_k.  Exact for deterministic lengths; with random
+    lengths this returns sum_k b_k w(max l_k, max o_k), an upper bound (inf if unbounded).
+    """
+    b = _per_class(workload, budgets)
+    total = 0.0
+    for bk, c in zip(b.budgets, workload.classes):
+        lmax, omax = c.prompt.max_value, c.decode.max_value
+        if math.isinf(lmax) or math.isinf(omax):
+            return math.inf if bk > 0 else total
+        total += bk * (lmax * omax + omax * (omax + 1) / 2.0)
+    return total
+
+
+@dataclass(frozen=True)
+class Alg1Condition:
+    """Inequality (2) and Thm 3.3 for per-class budgets b_k.
+
+    Attributes
+    ----------
+    peak : sum_k b_k w_k (exact for deterministic lengths, else the worst-case bound).
+    memory : M.
+    inequality_2 : peak <= M (no overflow, ever).
+    budgets_exceed_rates : b_k > lambda_k for every class.
+    stable : both (Thm 3.3: positive recurrent class queues).
+    exact_lengths : every class has deterministic prompt and decode lengths.
+    """
+
+    peak: float
+    memory: int
+    inequality_2: bool
+    budgets_exceed_rates: bool
+    stable: bool
+    exact_lengths: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def alg1_condition(workload: Workload, budgets, memory: int) -> Alg1Condition:
+    """Check inequality (2) and the hypotheses of Thm 3.3."""
+    memory = _check_memory(memory)
+    b = _per_class(workload, budgets)
+    peak = alg1_peak_demand(workload, b)
+    exceed = all(bk > c.rate for bk, c in zip(b.budgets, workload.classes))
+    exact = all(isinstance(c.prompt, Deterministic) and isinstance(c.decode, Deterministic)
+                for c in workload.classes)
+    ok = peak <= memory
+    return Alg1Condition(peak, memory, ok, exceed, ok and exceed, exact)
+
+
+# ---------------------------------------------------------------------------------------
+# Lindley walk Q' = max(Q + N - B, 0), N ~ Poisson(lambda), B the budget.
+
+
+@dataclass(frozen=True)
+class LindleyMean:
+    """Stationary mean of the queue after admission, Q' = max(Q + N - B, 0).
+
+    Attributes
+    ----------
+    arrival_rate : lambda, Poisson arrivals per slot.
+    budget : description of B.
+    mean_queue : E[Q], requests waiting after the admission step (inf if lambda >= E[B]).
+    mean_delay : E[Q] / lambda, mean slots from arrival to first activation (Little's law:
+        a request that waits d slots is counted in d end-of-admission queues).
+    terms : terms of Spitzer's series summed.
+    truncation_bound : bound on the neglected terms of the series.
+    """
+
+    arrival_rate: float
+    budget: str
+    mean_queue: float
+    mean_delay: float
+    terms: int
+    truncation_bound: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _positive_part_means(rate: float, budget: Budget, ns: np.ndarray) -> np.ndarray:
+    """E[(A_n - B_n)^+] for A_n ~ Poisson(n lambda), B_n the sum of n budgets.
+
+    With c an integer, E[(A - c)^+] = n lambda P(A >= c) - c P(A > c); the budget sum is
+    mixed over its law: n b (deterministic), n floor + Binomial(n, f) (two-point),
+    Poisson(n beta).
+    """
+    def g(nn, c):
+        mu = nn * rate
+        return mu * poisson.sf(c - 1, mu) - c * poisson.sf(c, mu)
+
+    if budget.law == "deterministic" or (budget.law == "two-point" and budget.frac == 0):
+        return g(ns, ns * int(round(budget.mean)))
+    out = np.empty(ns.size)
+    for i, nn in enumerate(ns):
+        if budget.law == "two-point":
+            mean, sd = nn * budget.frac, math.sqrt(nn * budget.frac * (1 - budget.frac))
+            j = np.arange(max(0, int(mean - 14 * sd - 5)), min(nn, int(mean + 14 * sd + 5)) + 1)
+            w = binom.pmf(j, nn, budget.frac)
+            c = nn * budget.floor + j
+        else:
+            mean, sd = nn * budget.mean, math.sqrt(nn * budget.mean)
+            c = np.arange(max(0, int(mean - 14 * sd - 10)), int(mean + 14 * sd + 10) + 1)
+            w = poisson.pmf(c, mean)
+        out[i] = float(np.dot(w, g(nn, c)))
+    return out
+
+
+def lindley_mean_queue(arrival_rate: float, budget, tol: float = 1e-12,
+                       max_terms: int = 2_000_000) -> LindleyMean:
+    """E[Q] of the Lindley walk Q' = max(Q + N - B, 0) by Spitzer's identity.
+
+    E[Q] = sum_{n >= 1} E[S_n^+] / n, S_n = sum of n i.i.d. increments N - B.  The series is
+    summed until a Chernoff bound on its remainder, psi^{n+1} / (e theta (n+1) (1 - psi)) with
+    psi = min_theta E[e^{theta (N - B)}] < 1 (from x^+ <= e^{theta x} / (e theta)), falls below
+    ``tol`` times the sum.
+
+    This is the queue of flow control with budget B (one FIFO queue, no evictions) and, per
+    class, of Alg. 1 (Thm 3.3: N ~ Poisson(lambda_k), B = b_k).
+    """
+    if isinstance(arrival_rate, bool) or not isinstance(arrival_rate, (int, float, np.floating)) \
+            or not math.isfinite(arrival_rate) or arrival_rate < 0:
+        raise ValueError(f"arrival_rate must be a finite number >= 0, got {arrival_rate!r}")
+    b = as_budget(budget)
+    if not isinstance(b, Budget):
+        raise ValueError(f"budget={budget!r} is not allowed; give a single budget (number, "
+                         "Budget or FlowControl)")
+    lam = float(arrival_rate)
+    if lam == 0.0:
+        return LindleyMean(lam, b.describe(), 0.0, 0.0, 0, 0.0)
+    if lam >= b.mean:
+        return LindleyMean(lam, b.describe(), math.inf, math.inf, 0, math.inf)
+
+    def log_psi(t):
+        return lam * math.expm1(t) + float(b.log_pgf_of_log(np.array(-t)))
+
+    res = minimize_scalar(log_psi, bounds=(0.0, math.log(b.mean / lam) + 1.0), method="bounded",
+                          options={"xatol": 1e-12})
+    theta, lpsi = float(res.x), float(res.fun)
+    if not lpsi < 0:
+        raise ValueError(f"no Chernoff decay for arrival_rate={lam} and {b.describe()}")
+
+    def remainder(n):
+        return math.exp((n + 1) * lpsi) / (math.e * theta * (n + 1) * -math.expm1(lpsi))
+
+    total, n_done, chunk = 0.0, 0, 256
+    while True:
+        ns = np.arange(n_done + 1, n_done + chunk + 1)
+        total += float(np.sum(_positive_part_means(lam, b, ns) / ns))
+        n_done += chunk
+        bound = remainder(n_done)
+        if bound <= tol * max(total, 1e-300) or bound < 1e-300:
+            break
+        if n_done >= max_terms:
+            raise ValueError(f"Spitzer's series needs more than max_terms={max_terms} terms for "
+                             f"arrival_rate={lam} and {b.describe()}; the queue is too close "
+                             "to critical")
+        chunk = min(2 * chunk, 65536)
+    return LindleyMean(lam, b.describe(), total, total / lam, n_done, bound)
+
+
+def queue_drift(workload: Workload, budget) -> float:
+    """Growth of the total queue per slot when it never empties: lambda - E[B] (flow
+    control) or sum_k max(lambda_k - b_k, 0) for per-class budgets.  Section 4.1 at
+    lambda = 5 per class and b = (4, 4, 4): 3 requests per slot."""
+    b = as_budget(budget)
+    if isinstance(b, PerClassBudget):
+        return float(sum(max(c.rate - bk, 0.0) for c, bk in zip(workload.classes, b.budgets)))
+    if isinstance(b, Budget):
+        return max(workload.total_rate - b.mean, 0.0)
+    return 0.0
