@@ -190,7 +190,7 @@ def room_needed(sc, memory, burst):
 
 
 @njit(cache=True, nogil=True)
-def advance(streaming, t_stop, until_done, order, burst,
+def advance(streaming, t_stop, until_done, nreq, order, burst,
             r_arrival, r_prompt, r_decode, r_group, r_rank, r_start, r_first, r_completion,
             r_evictions, r_state, r_hpos,
             total_rate, class_cdf, law_offset, law_data, rng, scratch,
@@ -200,7 +200,8 @@ def advance(streaming, t_stop, until_done, order, burst,
     """Simulate slots sc[T] .. t_stop - 1 (DESIGN 1.2); returns DONE_OK, NEED_ROOM or BURST.
 
     Batch mode (``streaming`` False): the requests are the r_* arrays indexed by input
-    position, ``order`` lists them by (arrival, index) and ``burst`` bounds the arrivals
+    position, ``order`` lists them by (arrival, index) (empty when the input is already
+    in that order) and ``burst`` bounds the arrivals
     of one slot; with ``until_done`` the run stops once all have completed.  Stream mode:
     arrivals are drawn from the workload arrays and the rng states one slot ahead (into
     ``scratch``), requests live in a pool of reusable entries, and completed ones are
@@ -208,7 +209,7 @@ def advance(streaming, t_stop, until_done, order, burst,
     per-class accumulators.  The kernel never reallocates: before each slot it checks
     that every buffer has room (``room_needed``) and returns NEED_ROOM otherwise.
     """
-    nreq = order.size
+    in_order = order.size == 0
     groups = dq.shape[0]
     mask = dq.shape[1] - 1
     high = (19 * memory) // 20
@@ -275,8 +276,10 @@ def advance(streaming, t_stop, until_done, order, burst,
                     scratch[0], scratch[1], scratch[2], 0)
                 sc[PENDING_N] = count
         else:
-            while sc[NEXT_ARRIVAL] < nreq and r_arrival[order[sc[NEXT_ARRIVAL]]] == t:
-                idx = order[sc[NEXT_ARRIVAL]]
+            while sc[NEXT_ARRIVAL] < nreq:
+                idx = sc[NEXT_ARRIVAL] if in_order else order[sc[NEXT_ARRIVAL]]
+                if r_arrival[idx] != t:
+                    break
                 sc[NEXT_ARRIVAL] += 1
                 r_state[idx] = WAITING
                 g = r_group[idx] if per_class else 0
@@ -455,7 +458,8 @@ def advance(streaming, t_stop, until_done, order, burst,
         if streaming:
             stop = min(stop, sc[NEXT_ARRIVAL])
         elif sc[NEXT_ARRIVAL] < nreq:
-            stop = min(stop, r_arrival[order[sc[NEXT_ARRIVAL]]])
+            p = sc[NEXT_ARRIVAL]
+            stop = min(stop, r_arrival[p if in_order else order[p]])
         if sc[HEAP_N] > 0:
             stop = min(stop, heap_key[0])
         if n > 0:

@@ -24,8 +24,14 @@ from stability.raw import RawRun, SlotStats
 
 
 def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memory: int,
-                  horizon: int, budget_key: np.ndarray, warmup: int = 0) -> RawRun:
-    """Simulate slot by slot; ``horizon < 0`` runs until every request completes."""
+                  horizon: int, budget_key: np.ndarray, warmup: int = 0,
+                  events: list | None = None) -> RawRun:
+    """Simulate slot by slot; ``horizon < 0`` runs until every request completes.
+
+    ``events``, when given, receives (slot, kind, request) tuples with kind one of
+    "arrive", "admit", "evict", "bounce", "complete", in the order they happen.
+    """
+    log = events.append if events is not None else (lambda item: None)
     n = len(arrival)
     rank = {i: r for r, i in enumerate(np.lexsort((np.arange(n), arrival)))}
     by_slot: dict[int, list[int]] = {}
@@ -50,11 +56,13 @@ def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memo
         # 1. arrivals join W in arrival order
         for i in by_slot.get(t, ()):
             bisect.insort(waiting[group(i)], (rank[i], i))
+            log((t, "arrive", i))
         # 2. running demand
         demand = sum(int(prompt[i]) + (t - int(start[i])) + 1 for i in active)
         # 3. admission
         admitted = _admit(policy, t, waiting, active, prompt, memory, budget_key, demand)
         for i in admitted:
+            log((t, "admit", i))
             start[i] = t
             active.append(i)
             demand += int(prompt[i]) + 1
@@ -69,8 +77,10 @@ def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memo
                     evictions_total += 1
                     evictions[i] += 1
                     wasted += g
+                    log((t, "evict", i))
                 else:
                     bounces += 1
+                    log((t, "bounce", i))
                 start[i] = -1
                 bisect.insort(waiting[group(i)], (rank[i], i))
         kv_series.append(demand)
@@ -87,6 +97,7 @@ def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memo
             if t - int(start[i]) + 1 == int(decode[i]):
                 completion[i] = t
                 completed += 1
+                log((t, "complete", i))
             else:
                 still.append(i)
         active = still

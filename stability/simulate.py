@@ -87,11 +87,11 @@ def _empty_stream_inputs():
                 r_rank=np.zeros(0, np.int64))
 
 
-def _call(streaming, t_stop, until_done, order, burst, st) -> None:
+def _call(streaming, t_stop, until_done, nreq, order, burst, st) -> None:
     """Advance the kernel to ``t_stop``, growing buffers whenever it asks for room."""
     while True:
         status = _kernel.advance(
-            streaming, t_stop, until_done, order, burst,
+            streaming, t_stop, until_done, nreq, order, burst,
             st["r_arrival"], st["r_prompt"], st["r_decode"], st["r_group"], st["r_rank"],
             st["r_start"], st["r_first"], st["r_completion"], st["r_evictions"], st["r_state"],
             st["r_hpos"], st["total_rate"], st["class_cdf"], st["law_offset"], st["law_data"],
@@ -205,7 +205,7 @@ def run_fast(requests: Requests, policy: Policy, memory: int, horizon: int | Non
     arrays = requests._arrays
     arrival = arrays["arrival"]
     if _is_sorted(arrival):
-        order = np.arange(n, dtype=np.int64)
+        order = np.zeros(0, np.int64)  # the kernel reads the input in place
         burst = _max_burst(arrival)
     else:
         order = np.lexsort((np.arange(n), arrival)).astype(np.int64)
@@ -220,10 +220,10 @@ def run_fast(requests: Requests, policy: Policy, memory: int, horizon: int | Non
         r_group=arrays["class_id"], r_start=np.full(n, -1, np.int64),
         r_first=np.full(n, -1, np.int64), r_completion=np.full(n, -1, np.int64),
         r_evictions=np.zeros(n, np.int64), r_state=np.zeros(n, np.int8),
-        r_hpos=np.zeros(n, np.int64),
+        r_hpos=np.zeros(n, np.int32),
     )
     until_done = horizon is None
-    _call(False, _NO_LIMIT if until_done else horizon, until_done, order, burst, st)
+    _call(False, _NO_LIMIT if until_done else horizon, until_done, n, order, burst, st)
     sc = st["sc"]
     k = _kernel
     m = int(sc[k.SER_N])
@@ -324,7 +324,7 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
         r_rank=np.zeros(pool, np.int64), r_start=np.zeros(pool, np.int64),
         r_first=np.zeros(pool, np.int64), r_completion=np.zeros(0, np.int64),
         r_evictions=np.zeros(pool, np.int64), r_state=np.zeros(pool, np.int8),
-        r_hpos=np.zeros(pool, np.int64),
+        r_hpos=np.zeros(pool, np.int32),
     )
     sc = st["sc"]
     sc[_kernel.FREE_N] = pool
@@ -352,7 +352,7 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
             before = int(sc[_kernel.T])
             stop = min(slots, before + step)
             _size_histograms(st, before, stop)
-            _call(True, stop, False, order, burst, st)
+            _call(True, stop, False, 0, order, burst, st)
             elapsed = time.perf_counter() - t0
             if bar is not None:
                 bar.update(int(sc[_kernel.T]) - before)

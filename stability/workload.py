@@ -397,14 +397,16 @@ class Empirical(_TableLaw):
 
 @dataclass(frozen=True)
 class LogNormal(_TableLaw):
-    """Discretised lognormal: o = ceil(Y), Y ~ LogNormal(mu, sigma), conditioned on o <= max.
+    """Discretised lognormal: o = ceil(Y), Y ~ LogNormal(mu, sigma), truncated at ``max``.
 
-    P(o = k) is proportional to F(k) - F(k - 1) for k = 1..max, F the lognormal CDF.
+    ``truncation="condition"``: P(o = k) proportional to F(k) - F(k - 1) on 1..max
+    (F the lognormal CDF); ``"clip"``: values above ``max`` are set to ``max``.
     """
 
     mu: float
     sigma: float
     max: int
+    truncation: str = "condition"
 
     def __post_init__(self):
         if not math.isfinite(self.mu):
@@ -412,11 +414,16 @@ class LogNormal(_TableLaw):
         if not (math.isfinite(self.sigma) and self.sigma > 0):
             raise ValueError(f"sigma must be > 0, got {self.sigma!r}")
         object.__setattr__(self, "max", _check_int("max", self.max, 1))
+        if self.truncation not in ("condition", "clip"):
+            raise ValueError(f"truncation must be 'condition' or 'clip', got {self.truncation!r}")
         from scipy.stats import lognorm
 
         k = np.arange(0, self.max + 1, dtype=float)
         cdf = lognorm.cdf(k, s=self.sigma, scale=math.exp(self.mu))
         probs = np.diff(cdf)
+        if self.truncation == "clip":
+            probs[0] += cdf[0]  # ceil(Y) = 0 has probability 0; keep the mass anyway
+            probs[-1] += 1.0 - cdf[-1]
         if probs.sum() <= 0:
             raise ValueError(f"LogNormal(mu={self.mu}, sigma={self.sigma}) puts no mass on 1..{self.max}")
         object.__setattr__(self, "_values", np.arange(1, self.max + 1))
@@ -430,6 +437,32 @@ class LogNormal(_TableLaw):
         mu = math.log(median)
         sigma = math.sqrt(2.0 * (math.log(mean) - mu))
         return cls(mu=mu, sigma=sigma, max=max)
+
+    @classmethod
+    def matching(cls, mean: float, median: int, max: int, truncation: str = "clip") -> "LogNormal":
+        """The discretised, truncated law whose mean is ``mean`` and median about ``median``.
+
+        mu = log(median - 1/2) puts the median of ceil(Y) at ``median``; sigma is then
+        solved so that the mean after discretising and truncating is exactly ``mean``.
+        """
+        from scipy.optimize import brentq
+
+        if not (1 <= median < mean < max):
+            raise ValueError(f"need 1 <= median < mean < max, got median={median}, "
+                             f"mean={mean}, max={max}")
+        mu = math.log(median - 0.5) if median > 1 else math.log(0.75)
+
+        def gap(sigma):
+            return cls(mu=mu, sigma=sigma, max=max, truncation=truncation).mean() - mean
+
+        hi = 0.5
+        while gap(hi) < 0:
+            hi *= 1.5
+            if hi > 20:
+                raise ValueError(f"no lognormal with median {median} and max {max} reaches "
+                                 f"mean {mean}")
+        return cls(mu=mu, sigma=brentq(gap, 1e-3, hi, xtol=1e-12), max=max,
+                   truncation=truncation)
 
     def _table(self):
         return self._values, self._probs

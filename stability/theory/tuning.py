@@ -1,0 +1,219 @@
+"""Choosing the flow-control budget (DESIGN 3 "budget window"; the tuner is beyond the paper).
+
+* Budget window: the queue drains only if lambda < E[B], and the mean demand E[B] E[w]
+  must stay below M, so E[B] must lie in (lambda, M / E[w]); the window is non-empty iff
+  Prop. 3.2 holds strictly.  This is why the paper calls its method budget-sensitive.
+* Tuner: the largest budget whose predicted per-slot overflow probability stays below a
+  target.  The prediction is monotone in the budget (U is stochastically increasing in
+  E[B] for each law, and so is Lambda(theta) for theta >= 0), so a bisection finds it.
+* Latency: with overflow rare, a request's latency is its queueing delay plus o; the
+  delay's mean is the Lindley mean (Spitzer) divided by lambda.  It decreases with the
+  budget, so for one law the best budget is the largest feasible one; across laws the
+  budget's variance matters (Poisson budgets queue more than deterministic ones).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from stability.theory.budget import Budget, class_mix
+from stability.theory.conditions import lindley_mean_queue
+from stability.theory.demand import DemandModel
+from stability.theory.exact_tail import per_slot_overflow
+from stability.theory.moments import mean_memory_time_mix
+from stability.theory.overflow import chernoff_rate
+from stability.theory.symbolic import BUDGET_LAWS
+from stability.workload import Workload
+
+__all__ = ["BudgetWindow", "budget_window", "predicted_overflow", "TunedBudget",
+           "tune_budget", "TuningResult", "best_budget", "METHODS"]
+
+METHODS = ("chernoff", "exact")
+"""How overflow is predicted: the Chernoff bound exp(-I(M)) (reconstruction, fast) or the
+exact FFT tail P(U > M) of the eviction-free relaxation (beyond the paper)."""
+
+
+@dataclass(frozen=True)
+class BudgetWindow:
+    """(lambda, M / E[w]): mean budgets that drain the queue with mean demand below M.
+
+    Attributes
+    ----------
+    low : lambda, total arrivals per slot.
+    high : M / E[w], E[w] the class-mix mean memory-time.
+    nonempty : low < high, i.e. Prop. 3.2 holds strictly.
+    """
+
+    low: float
+    high: float
+    nonempty: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_memory(memory) -> int:
+    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
+        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
+    return int(memory)
+
+
+def _check_target(target) -> float:
+    if isinstance(target, bool) or not isinstance(target, (int, float)) \
+            or not (0.0 < float(target) < 1.0):
+        raise ValueError(f"target_overflow must be a probability in (0, 1), got {target!r}")
+    return float(target)
+
+
+def _check_method(method) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not allowed; method must be one of "
+                         f"{', '.join(METHODS)}")
+    return method
+
+
+def budget_window(workload: Workload, memory: int) -> BudgetWindow:
+    """The budget window (lambda, M / E[w]) of DESIGN 3."""
+    memory = _check_memory(memory)
+    lam = workload.total_rate
+    high = memory / mean_memory_time_mix(workload)
+    return BudgetWindow(lam, high, lam < high)
+
+
+def predicted_overflow(workload: Workload, budget, memory: int, method: str = "chernoff") -> float:
+    """Per-slot overflow probability predicted for ``budget``: exp(-I(M)) or P(U > M)."""
+    memory = _check_memory(memory)
+    method = _check_method(method)
+    if method == "chernoff":
+        return math.exp(-chernoff_rate(DemandModel(workload, budget), memory).rate)
+    return float(per_slot_overflow(workload, budget, memory).prob[0])
+
+
+@dataclass(frozen=True)
+class TunedBudget:
+    """The largest budget of one law meeting an overflow target, and its predictions.
+
+    Attributes
+    ----------
+    law : budget law.
+    budget : largest E[B] with predicted overflow <= target (an integer for deterministic;
+        to ``resolution`` for the others); 0 if none is positive.
+    target_overflow : the per-slot target.
+    method : "chernoff" or "exact".
+    overflow : predicted per-slot overflow probability at ``budget`` (by ``method``).
+    slack : M - E[B] E[w], tokens.
+    stable : budget > lambda (the queue drains).
+    mean_delay : Lindley mean queueing delay, slots (inf when not stable).
+    mean_latency : mean_delay + E[o], slots (no evictions assumed).
+    """
+
+    law: str
+    budget: float
+    target_overflow: float
+    method: str
+    overflow: float
+    slack: float
+    stable: bool
+    mean_delay: float
+    mean_latency: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _mean_decode(workload: Workload) -> float:
+    return float(np.dot(class_mix(workload), [c.decode.mean() for c in workload.classes]))
+
+
+def tune_budget(workload: Workload, memory: int, target_overflow: float,
+                law: str = "deterministic", method: str = "chernoff",
+                resolution: float = 1e-3) -> TunedBudget:
+    """Largest budget of ``law`` whose predicted per-slot overflow is <= ``target_overflow``.
+
+    Parameters
+    ----------
+    workload : request classes (flow control: one queue, class mix lambda_k / lambda).
+    memory : M, tokens.
+    target_overflow : per-slot overflow probability allowed, in (0, 1).
+    law : "deterministic", "poisson" or "two-point".
+    method : "chernoff" (bound, reconstruction) or "exact" (FFT tail, beyond the paper).
+    resolution : absolute resolution of E[B] for the Poisson and two-point laws.
+    """
+    memory = _check_memory(memory)
+    target = _check_target(target_overflow)
+    method = _check_method(method)
+    if law not in BUDGET_LAWS:
+        raise ValueError(f"law={law!r} is not allowed; law must be one of {', '.join(BUDGET_LAWS)}")
+    if not (isinstance(resolution, (int, float)) and resolution > 0):
+        raise ValueError(f"resolution must be a number > 0, got {resolution!r}")
+    mean_w = mean_memory_time_mix(workload)
+
+    def over(beta):
+        return predicted_overflow(workload, Budget(beta, law), memory, method) if beta > 0 else 0.0
+
+    # Bracket: above M / E[w] the mean demand exceeds M; double until infeasible.
+    hi = max(1.0, math.ceil(memory / mean_w))
+    while over(hi) <= target:
+        hi *= 2.0
+        if hi > 1e9:
+            raise ValueError("no overflow even at a budget of 1e9 per slot; check the workload")
+    lo = 0.0
+    if law == "deterministic":
+        lo_i, hi_i = 0, int(hi)
+        while hi_i - lo_i > 1:
+            mid = (lo_i + hi_i) // 2
+            if over(mid) <= target:
+                lo_i = mid
+            else:
+                hi_i = mid
+        lo = float(lo_i)
+    else:
+        while hi - lo > resolution:
+            mid = 0.5 * (lo + hi)
+            if over(mid) <= target:
+                lo = mid
+            else:
+                hi = mid
+    lam = workload.total_rate
+    stable = lo > lam
+    if stable:
+        delay = lindley_mean_queue(lam, Budget(lo, law)).mean_delay
+    else:
+        delay = math.inf
+    return TunedBudget(law, lo, target, method, over(lo), memory - lo * mean_w, stable, delay,
+                       delay + _mean_decode(workload))
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """Candidates (one per law) and the one with the smallest predicted mean latency.
+
+    ``best`` is None when no law has a budget that meets the overflow target and drains
+    the queue (budget > lambda).
+    """
+
+    candidates: tuple
+    best: TunedBudget | None
+    note: str = field(default="")
+
+    def to_dict(self) -> dict:
+        return {"candidates": [c.to_dict() for c in self.candidates],
+                "best": None if self.best is None else self.best.to_dict(), "note": self.note}
+
+
+def best_budget(workload: Workload, memory: int, target_overflow: float,
+                laws=BUDGET_LAWS, method: str = "chernoff") -> TuningResult:
+    """The budget minimising predicted mean latency subject to the overflow target.
+
+    For each law the largest feasible budget is best (delay decreases with the budget);
+    among laws, the smallest Lindley delay wins.
+    """
+    cands = tuple(tune_budget(workload, memory, target_overflow, law, method) for law in laws)
+    stable = [c for c in cands if c.stable]
+    best = min(stable, key=lambda c: c.mean_latency) if stable else None
+    note = "" if best else ("no budget meets the overflow target with E[B] > lambda: "
+                            "lower the load or relax the target")
+    return TuningResult(cands, best, note)
