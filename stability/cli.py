@@ -1,0 +1,230 @@
+"""The ``stability`` command line.
+
+Each subcommand is a pair (add its arguments, run it) registered in ``COMMANDS``.  Bad
+input prints one line ``stability: error: ...`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+import numpy as np
+
+from stability.policies import ClassBudgets, Conservative, FlowControl, Greedy, Policy
+from stability.workload import (
+    Deterministic,
+    Geometric,
+    LengthLaw,
+    LogNormal,
+    UniformInt,
+    Workload,
+)
+
+WORKLOADS = ("paper-4.1", "synthetic", "azure-conv", "azure-code")
+POLICIES = ("flow", "classes", "greedy", "conservative")
+
+
+class CliError(ValueError):
+    """A usage error reported as one line."""
+
+
+# ---------------------------------------------------------------------------- workloads
+def parse_law(text: str, field: str) -> LengthLaw:
+    """A length law from ``det:V``, ``geom:P``, ``geom-mean:MEAN``, ``uniform:LO:HI`` or
+    ``lognormal:MEAN:MEDIAN:MAX``."""
+    parts = text.split(":")
+    kind, args = parts[0], parts[1:]
+    try:
+        if kind == "det" and len(args) == 1:
+            return Deterministic(int(args[0]))
+        if kind == "geom" and len(args) == 1:
+            return Geometric(float(args[0]))
+        if kind == "geom-mean" and len(args) == 1:
+            return Geometric(1.0 / float(args[0]))
+        if kind == "uniform" and len(args) == 2:
+            return UniformInt(int(args[0]), int(args[1]))
+        if kind == "lognormal" and len(args) == 3:
+            return LogNormal.matching(float(args[0]), int(args[1]), int(args[2]))
+    except (ValueError, ZeroDivisionError) as err:
+        raise CliError(f"--{field} {text!r}: {err}") from None
+    raise CliError(f"--{field} {text!r} is not a length law; use det:V, geom:P, geom-mean:MEAN, "
+                   "uniform:LO:HI or lognormal:MEAN:MEDIAN:MAX")
+
+
+def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
+    """The workload flags shared by ``simulate``, ``analyze`` and sweeps."""
+    g = parser.add_argument_group("workload")
+    g.add_argument("--workload", choices=WORKLOADS, default="paper-4.1",
+                   help="paper-4.1: the three Section 4.1 classes (rate per class); synthetic: "
+                        "one class with --prompt/--decode laws; azure-conv/azure-code: the "
+                        "Azure trace lengths (synthetic stand-in if the trace is absent)")
+    g.add_argument("--rate", type=float, help="Poisson arrivals per slot (per class for "
+                                              "paper-4.1)")
+    g.add_argument("--load", type=float,
+                   help="instead of --rate: the fraction of the critical load M / E[w] "
+                        "(Prop. 3.2), e.g. 0.9")
+    g.add_argument("--prompt", default="det:10", help="prompt law for --workload synthetic")
+    g.add_argument("--decode", default="geom-mean:40", help="decode law for --workload synthetic")
+    g.add_argument("--trace", metavar="FILE",
+                   help="a trace CSV (processed, Azure original or lengths only)")
+    g.add_argument("--slot-seconds", type=float, default=None,
+                   help="seconds per slot for timed traces (default 0.05)")
+    g.add_argument("--time-scale", type=float, default=1.0,
+                   help="stretch (>1) or compress (<1) trace time; load scales by 1/time-scale")
+
+
+def workload_from_args(args) -> Workload:
+    """The Workload the flags describe (a trace becomes its empirical lengths)."""
+    from stability import traces
+
+    if args.rate is not None and args.load is not None:
+        raise CliError("give --rate or --load, not both")
+    if args.trace:  # --load rescales below, so any base rate will do
+        base = traces.trace_workload(
+            args.trace, rate=1.0 if args.load is not None else args.rate,
+            slot_seconds=args.slot_seconds or traces.DEFAULT_SLOT_SECONDS,
+            time_scale=args.time_scale)
+    elif args.workload == "paper-4.1":
+        base = Workload.paper_4_1(rate=1.0 if args.rate is None else args.rate)
+    elif args.workload == "synthetic":
+        base = Workload.single(1.0 if args.rate is None else args.rate,
+                               parse_law(args.prompt, "prompt"), parse_law(args.decode, "decode"))
+    else:
+        if args.rate is None and args.load is None:
+            raise CliError(f"--workload {args.workload} needs --rate or --load")
+        base = traces.azure_workload(args.workload.split("-", 1)[1], rate=args.rate or 1.0)
+    if args.load is not None:
+        memory = getattr(args, "memory", None)
+        if memory is None:
+            raise CliError("--load needs --memory")
+        if not (math.isfinite(args.load) and args.load > 0):
+            raise CliError(f"--load must be a number > 0, got {args.load}")
+        base = base.scaled(args.load * memory / base.mean_kv_load())
+    elif args.rate is None and args.workload != "paper-4.1" and not args.trace:
+        raise CliError(f"--workload {args.workload} needs --rate or --load")
+    return base
+
+
+# ----------------------------------------------------------------------------- policies
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("policy")
+    g.add_argument("--policy", choices=POLICIES, default="flow")
+    g.add_argument("--budget", type=float, default=None,
+                   help="FlowControl budget mean (activations per slot)")
+    g.add_argument("--budget-law", choices=("deterministic", "poisson", "two-point"),
+                   default=None, help="FlowControl budget law (default: deterministic for an "
+                                      "integer budget, two-point otherwise)")
+    g.add_argument("--budgets", default="4,4,4", help="ClassBudgets b_k, comma separated")
+    g.add_argument("--watermark", type=float, default=0.0, help="Greedy watermark in [0, 1)")
+    g.add_argument("--max-decode", type=int, default=None, help="Conservative reservation")
+
+
+def policy_from_args(args) -> Policy:
+    if args.policy == "flow":
+        if args.budget is None:
+            raise CliError("--policy flow needs --budget")
+        law = args.budget_law or ("deterministic" if float(args.budget).is_integer()
+                                  else "two-point")
+        budget = int(args.budget) if law == "deterministic" and float(args.budget).is_integer() \
+            else args.budget
+        return FlowControl(budget, law=law)
+    if args.policy == "classes":
+        try:
+            budgets = tuple(int(x) for x in args.budgets.split(","))
+        except ValueError:
+            raise CliError(f"--budgets {args.budgets!r} must be comma-separated integers") from None
+        return ClassBudgets(budgets)
+    if args.policy == "greedy":
+        return Greedy(args.watermark)
+    if args.max_decode is None:
+        raise CliError("--policy conservative needs --max-decode")
+    return Conservative(args.max_decode)
+
+
+# ----------------------------------------------------------------------------- simulate
+def _add_simulate(parser):
+    add_workload_arguments(parser)
+    add_policy_arguments(parser)
+    parser.add_argument("--memory", type=int, default=16492, help="KV capacity M in tokens")
+    parser.add_argument("--slots", type=int, default=10_000, help="slots to simulate")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=0, help="slots left out of the metrics")
+    parser.add_argument("--stream", action="store_true",
+                        help="streaming engine: arrivals drawn inside the kernel, memory "
+                             "O(active set), for very long runs")
+    parser.add_argument("--engine", choices=("fast", "reference"), default="fast")
+    parser.add_argument("--progress", action="store_true", help="progress bar (--stream)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _run_simulate(args) -> int:
+    import stability
+    from stability import traces
+
+    policy = policy_from_args(args)
+    if args.trace and args.rate is None and args.load is None:
+        requests = traces.load_trace(args.trace,
+                                     slot_seconds=args.slot_seconds or traces.DEFAULT_SLOT_SECONDS,
+                                     time_scale=args.time_scale)
+        result = stability.simulate(requests, policy, args.memory, horizon=args.slots,
+                                    seed=args.seed, engine=args.engine, warmup=args.warmup)
+    else:
+        workload = workload_from_args(args)
+        if args.stream:
+            result = stability.simulate_stream(workload, policy, args.memory, args.slots,
+                                               seed=args.seed, warmup=args.warmup,
+                                               progress=args.progress)
+        else:
+            result = stability.simulate(workload.generate(args.slots, args.seed), policy,
+                                        args.memory, horizon=args.slots, seed=args.seed,
+                                        engine=args.engine, warmup=args.warmup)
+    metrics = result.metrics()
+    if args.json:
+        info = dict(vars(result.info))
+        print(json.dumps({"run": info, "metrics": _jsonable(metrics.to_dict())}, indent=2))
+    else:
+        print(f"policy {result.info.policy}, M = {result.info.memory}, seed {result.info.seed}")
+        print(metrics.table())
+    return 0
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(value) else float(value)
+    return value
+
+
+COMMANDS = {
+    "simulate": (_add_simulate, _run_simulate, "simulate one run and print its metrics"),
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="stability",
+        description="Flow-controlled scheduling for LLM inference: simulation, theory, figures.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add, _, help_text) in COMMANDS.items():
+        add(sub.add_parser(name, help=help_text, description=help_text))
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command][1](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"stability: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stability: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
