@@ -10,7 +10,14 @@ from numba import njit
 
 from stability import __version__, _kernel
 from stability._generate import draw_next_slot, encode_workload, seed_streams
-from stability.policies import ClassBudgets, Conservative, FlowControl, Greedy, Policy
+from stability.policies import (
+    ClassBudgets,
+    Conservative,
+    EncodedPolicy,
+    FlowControl,
+    Greedy,
+    Policy,
+)
 from stability.raw import RawRun, SlotStats
 from stability.reference import run_reference
 from stability.result import RunInfo, Series, SimulationResult, StreamResult
@@ -198,7 +205,7 @@ def _stats(sc, fsc) -> SlotStats:
     )
 
 
-def run_fast(requests: Requests, policy: Policy, memory: int, horizon: int | None,
+def run_fast(requests: Requests, enc: EncodedPolicy, memory: int, horizon: int | None,
              budget_key: np.ndarray, warmup: int = 0, series_points: int = 100_000) -> RawRun:
     """The event-driven kernel on a batch of requests."""
     n = len(requests)
@@ -210,7 +217,6 @@ def run_fast(requests: Requests, policy: Policy, memory: int, horizon: int | Non
     else:
         order = np.lexsort((np.arange(n), arrival)).astype(np.int64)
         burst = _max_burst(arrival[order])
-    enc = policy.encode(memory, requests.num_classes)
     groups = max(requests.num_classes, len(enc.int_params)) if enc.groups_by_class else 1
     points = series_points if horizon is None else max(1, min(series_points, horizon))
     st = _common_state(enc, memory, warmup, groups, budget_key, points)
@@ -271,14 +277,14 @@ def simulate(requests: Requests, policy: Policy, memory: int, horizon: int | Non
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     _, _, budget_key = seed_streams(seed)
     requests.check_fits(memory)
+    enc = policy.encode(memory, requests.num_classes)
     if horizon is None:
         _check_progress(requests, policy, memory)
     if engine == "fast":
-        raw = run_fast(requests, policy, memory, horizon, budget_key, warmup, series_points)
+        raw = run_fast(requests, enc, memory, horizon, budget_key, warmup, series_points)
     else:
         a = requests._arrays
-        raw = run_reference(a["arrival"], a["prompt"], a["decode"], a["class_id"],
-                            policy.encode(memory, requests.num_classes), memory,
+        raw = run_reference(a["arrival"], a["prompt"], a["decode"], a["class_id"], enc, memory,
                             -1 if horizon is None else horizon, budget_key, warmup)
     info = RunInfo(policy=repr(policy), memory=memory, seed=int(seed), horizon=horizon,
                    warmup=warmup, engine=engine, version=__version__)
