@@ -1,0 +1,1 @@
+"""Benchmarks of the simulation engines: ``python -m benchmarks`` prints the numbers."""

@@ -1,0 +1,133 @@
+"""Throughput of the fast, streaming and reference engines on named workloads.
+
+Every figure is measured in this process, so the ratios compare like with like.  Times
+include generating the workload.  Kernels are compiled before timing.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+import tracemalloc
+from dataclasses import dataclass
+
+import stability as s
+from stability.traces import azure_workload
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    workload: s.Workload
+    policy: s.Policy
+    memory: int
+    slots: int  # for the fast engines
+    reference_slots: int  # a smaller instance for the plain reference
+
+
+def named_cases(scale: float = 1.0) -> list[Case]:
+    """The workloads of issue 2 (and issue 6), at ``scale`` times the default length."""
+    paper = s.Workload.paper_4_1(rate=3.9)
+    conv = azure_workload("conv", rate=1.0)
+    conv = conv.scaled(0.9 * 1_000_000 / conv.mean_kv_load())  # 90% of M / E[w]
+    # a geometric workload whose active set holds about 10^4 requests
+    big = s.Workload.single(100.0, s.Deterministic(10), s.Geometric(0.01))
+    big_memory = int(1.15 * big.mean_kv_load())
+    n = lambda x: max(100, int(x * scale))  # noqa: E731
+    return [
+        Case("paper-4.1, rate 3.9/class, FlowControl(12)", paper, s.FlowControl(12), 16492,
+             n(1_000_000), n(1_500)),
+        Case("azure-conv lengths, 90% load, M=1e6, FlowControl(3.4, two-point)", conv,
+             s.FlowControl(3.4, "two-point"), 1_000_000, n(3_000_000), n(1_000)),
+        Case("azure-conv lengths, 90% load, M=1e6, Greedy", conv, s.Greedy(), 1_000_000,
+             n(3_000_000), n(1_000)),
+        Case("geometric, ~1e4 active, FlowControl(100.5, poisson)", big,
+             s.FlowControl(100.5, "poisson"), big_memory, n(100_000), n(100)),
+    ]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    engine: str
+    requests: int
+    slots: int
+    seconds: float
+    peak_mib: float
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def slots_per_second(self) -> float:
+        return self.slots / self.seconds
+
+
+def _measure(engine: str, run) -> Measurement:
+    gc.collect()
+    tracemalloc.start()
+    began = time.perf_counter()
+    requests, slots = run()
+    seconds = time.perf_counter() - began
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return Measurement(engine, requests, slots, seconds, peak / 2**20)
+
+
+def measure_case(case: Case, seed: int = 1) -> dict[str, Measurement]:
+    """Batch (generate + simulate), stream, and reference on a smaller instance."""
+    # compile outside the timed region
+    small = case.workload.generate(50, seed)
+    s.simulate(small, case.policy, case.memory, horizon=50, seed=seed)
+    s.simulate_stream(case.workload, case.policy, case.memory, 50, seed=seed)
+
+    def batch():
+        req = case.workload.generate(case.slots, seed)
+        s.simulate(req, case.policy, case.memory, horizon=case.slots, seed=seed)
+        return len(req), case.slots
+
+    def stream():
+        res = s.simulate_stream(case.workload, case.policy, case.memory, case.slots, seed=seed)
+        return res.arrived, case.slots
+
+    def reference():
+        req = case.workload.generate(case.reference_slots, seed)
+        s.simulate(req, case.policy, case.memory, horizon=case.reference_slots, seed=seed,
+                   engine="reference")
+        return len(req), case.reference_slots
+
+    def fast_small():
+        req = case.workload.generate(case.reference_slots, seed)
+        s.simulate(req, case.policy, case.memory, horizon=case.reference_slots, seed=seed)
+        return len(req), case.reference_slots
+
+    return {"fast (batch)": _measure("fast (batch)", batch),
+            "fast (stream)": _measure("fast (stream)", stream),
+            "fast, reference size": _measure("fast, reference size", fast_small),
+            "reference": _measure("reference", reference)}
+
+
+def report(scale: float = 1.0) -> str:
+    lines = []
+    for case in named_cases(scale):
+        m = measure_case(case)
+        lines.append(f"\n{case.name}  (M = {case.memory}, mean KV load "
+                     f"{case.workload.mean_kv_load() / case.memory:.1%} of M)")
+        lines.append(f"  {'engine':<22}{'requests':>12}{'slots':>11}{'seconds':>9}"
+                     f"{'req/s':>12}{'slots/s':>12}{'peak MiB':>10}")
+        for x in m.values():
+            lines.append(f"  {x.engine:<22}{x.requests:>12,}{x.slots:>11,}{x.seconds:>9.3f}"
+                         f"{x.requests_per_second:>12.3e}{x.slots_per_second:>12.3e}"
+                         f"{x.peak_mib:>10.1f}")
+        ref = m["reference"].requests_per_second
+        lines.append(f"  ratio fast/reference on the same instance: "
+                     f"{m['fast, reference size'].requests_per_second / ref:,.0f}x; "
+                     f"batch {m['fast (batch)'].requests_per_second / ref:,.0f}x, "
+                     f"stream {m['fast (stream)'].requests_per_second / ref:,.0f}x "
+                     "(large instances)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(report())
