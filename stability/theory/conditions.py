@@ -14,8 +14,8 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.stats import binom, poisson
+from scipy.optimize import brentq, minimize_scalar
+from scipy.stats import poisson
 
 from stability.theory.budget import Budget, PerClassBudget, as_budget, class_mix
 from stability.theory.moments import mean_memory_time
@@ -154,8 +154,9 @@ class LindleyMean:
     mean_queue : E[Q], requests waiting after the admission step (inf if lambda >= E[B]).
     mean_delay : E[Q] / lambda, mean slots from arrival to first activation (Little's law:
         a request that waits d slots is counted in d end-of-admission queues).
-    terms : terms of Spitzer's series summed.
-    truncation_bound : bound on the neglected terms of the series.
+    terms : lattice size of the FFT (method "fft") or terms of the series ("series").
+    truncation_bound : change at the last doubling ("fft") or Chernoff bound on the
+        neglected terms ("series").
     """
 
     arrival_rate: float
@@ -169,49 +170,42 @@ class LindleyMean:
         return asdict(self)
 
 
-def _positive_part_means(rate: float, budget: Budget, ns: np.ndarray) -> np.ndarray:
-    """E[(A_n - B_n)^+] for A_n ~ Poisson(n lambda), B_n the sum of n budgets.
-
-    With c an integer, E[(A - c)^+] = n lambda P(A >= c) - c P(A > c); the budget sum is
-    mixed over its law: n b (deterministic), n floor + Binomial(n, f) (two-point),
-    Poisson(n beta).
-    """
-    def g(nn, c):
-        mu = nn * rate
-        return mu * poisson.sf(c - 1, mu) - c * poisson.sf(c, mu)
-
-    if budget.law == "deterministic" or (budget.law == "two-point" and budget.frac == 0):
-        return g(ns, ns * int(round(budget.mean)))
-    out = np.empty(ns.size)
-    for i, nn in enumerate(ns):
-        if budget.law == "two-point":
-            mean, sd = nn * budget.frac, math.sqrt(nn * budget.frac * (1 - budget.frac))
-            j = np.arange(max(0, int(mean - 14 * sd - 5)), min(nn, int(mean + 14 * sd + 5)) + 1)
-            w = binom.pmf(j, nn, budget.frac)
-            c = nn * budget.floor + j
-        else:
-            mean, sd = nn * budget.mean, math.sqrt(nn * budget.mean)
-            c = np.arange(max(0, int(mean - 14 * sd - 10)), int(mean + 14 * sd + 10) + 1)
-            w = poisson.pmf(c, mean)
-        out[i] = float(np.dot(w, g(nn, c)))
-    return out
+def _log_increment_cf(lam: float, b: Budget, u: np.ndarray) -> np.ndarray:
+    """log E[e^{u (N - B)}] for complex u (N ~ Poisson(lambda), B the budget)."""
+    out = lam * np.expm1(u)
+    if b.law == "deterministic":
+        return out - u * b.mean
+    if b.law == "poisson":
+        return out + b.mean * np.expm1(-u)
+    n, f = b.floor, b.frac
+    return out - u * n + np.log(1.0 - f + f * np.exp(-u))
 
 
 def lindley_mean_queue(arrival_rate: float, budget, tol: float = 1e-12,
-                       max_terms: int = 2_000_000) -> LindleyMean:
-    """E[Q] of the Lindley walk Q' = max(Q + N - B, 0) by Spitzer's identity.
+                       method: str = "fft") -> LindleyMean:
+    """E[Q] of the Lindley walk Q' = max(Q + N - B, 0), N ~ Poisson(lambda), B the budget.
 
-    E[Q] = sum_{n >= 1} E[S_n^+] / n, S_n = sum of n i.i.d. increments N - B.  The series is
-    summed until a Chernoff bound on its remainder, psi^{n+1} / (e theta (n+1) (1 - psi)) with
-    psi = min_theta E[e^{theta (N - B)}] < 1 (from x^+ <= e^{theta x} / (e theta)), falls below
-    ``tol`` times the sum.
+    Spitzer's identity: E[Q] = sum_{n >= 1} E[S_n^+] / n = sum_{k > 0} k h(k), where S_n is
+    the sum of n increments Y = N - B and h(k) = sum_n P(S_n = k) / n.
+
+    ``method="fft"`` (default, any law): h tilted by e^{s k} has the Fourier transform
+    -log(1 - psi(s + i t)), psi(u) = E[e^{u Y}]; with s = s*/2 (s* > 0 the root of
+    psi(s*) = 1) the tilted h decays like e^{-s |k|} on both sides, so one FFT on a lattice of
+    L points with L s / 2 >= 40 gives it up to e^-40 aliasing; L is doubled until E[Q]
+    changes by less than ``tol`` relative.
+    ``method="series"`` (deterministic budgets): the series itself, with
+    E[(A - c)^+] = n lambda P(A >= c) - c P(A > c) for A ~ Poisson(n lambda), c = n b, summed
+    until the Chernoff bound psi^{n+1} / (e theta (n+1)(1 - psi)) on the rest is below ``tol``.
 
     This is the queue of flow control with budget B (one FIFO queue, no evictions) and, per
-    class, of Alg. 1 (Thm 3.3: N ~ Poisson(lambda_k), B = b_k).
+    class, of Alg. 1 (Thm 3.3: N ~ Poisson(lambda_k), B = b_k).  Q is counted after the
+    admission step, so E[Q] / lambda is the mean queueing delay (Little's law).
     """
     if isinstance(arrival_rate, bool) or not isinstance(arrival_rate, (int, float, np.floating)) \
             or not math.isfinite(arrival_rate) or arrival_rate < 0:
         raise ValueError(f"arrival_rate must be a finite number >= 0, got {arrival_rate!r}")
+    if method not in ("fft", "series"):
+        raise ValueError(f"method={method!r} is not allowed; use 'fft' or 'series'")
     b = as_budget(budget)
     if not isinstance(b, Budget):
         raise ValueError(f"budget={budget!r} is not allowed; give a single budget (number, "
@@ -223,29 +217,54 @@ def lindley_mean_queue(arrival_rate: float, budget, tol: float = 1e-12,
         return LindleyMean(lam, b.describe(), math.inf, math.inf, 0, math.inf)
 
     def log_psi(t):
-        return lam * math.expm1(t) + float(b.log_pgf_of_log(np.array(-t)))
+        return float(np.real(_log_increment_cf(lam, b, np.array(t, dtype=complex))))
 
-    res = minimize_scalar(log_psi, bounds=(0.0, math.log(b.mean / lam) + 1.0), method="bounded",
+    upper = math.log(b.mean / lam) + 1.0
+    while log_psi(upper) < 0:
+        upper *= 2.0
+    res = minimize_scalar(log_psi, bounds=(0.0, upper), method="bounded",
                           options={"xatol": 1e-12})
     theta, lpsi = float(res.x), float(res.fun)
-    if not lpsi < 0:
-        raise ValueError(f"no Chernoff decay for arrival_rate={lam} and {b.describe()}")
+    if method == "series":
+        if b.law != "deterministic":
+            raise ValueError("method='series' needs a deterministic budget; use method='fft'")
+        return _spitzer_series(lam, b, theta, lpsi, tol)
+    s_star = brentq(log_psi, theta, upper)
+    s = 0.5 * s_star
+    size = 1 << max(6, int(math.ceil(math.log2(160.0 / s_star))))
+    previous = None
+    while True:
+        t = 2.0 * np.pi * np.arange(size) / size
+        # H(t) = sum_k h_s(k) e^{i t k}, so h_s(k) = (1/L) sum_j H(t_j) e^{-i t_j k}: a forward FFT.
+        h = np.fft.fft(-np.log(-np.expm1(_log_increment_cf(lam, b, s + 1j * t)))).real / size
+        k = np.arange(1, size // 2)
+        mean = float(np.sum(k * np.exp(-s * k) * h[1:size // 2]))
+        if previous is not None and abs(mean - previous) <= tol * max(abs(mean), 1e-300):
+            break
+        previous = mean
+        size *= 2
+        if size > 2**24:
+            raise ValueError(f"the Lindley mean did not converge for arrival_rate={lam} and "
+                             f"{b.describe()}; the queue is too close to critical")
+    return LindleyMean(lam, b.describe(), mean, mean / lam, size, abs(mean - previous))
 
+
+def _spitzer_series(lam: float, b: Budget, theta: float, lpsi: float, tol: float) -> LindleyMean:
     def remainder(n):
         return math.exp((n + 1) * lpsi) / (math.e * theta * (n + 1) * -math.expm1(lpsi))
 
     total, n_done, chunk = 0.0, 0, 256
     while True:
         ns = np.arange(n_done + 1, n_done + chunk + 1)
-        total += float(np.sum(_positive_part_means(lam, b, ns) / ns))
+        c = ns * int(b.mean)
+        mu = ns * lam
+        total += float(np.sum((mu * poisson.sf(c - 1, mu) - c * poisson.sf(c, mu)) / ns))
         n_done += chunk
         bound = remainder(n_done)
         if bound <= tol * max(total, 1e-300) or bound < 1e-300:
             break
-        if n_done >= max_terms:
-            raise ValueError(f"Spitzer's series needs more than max_terms={max_terms} terms for "
-                             f"arrival_rate={lam} and {b.describe()}; the queue is too close "
-                             "to critical")
+        if n_done > 50_000_000:
+            raise ValueError("Spitzer's series did not converge; the queue is too close to critical")
         chunk = min(2 * chunk, 65536)
     return LindleyMean(lam, b.describe(), total, total / lam, n_done, bound)
 

@@ -1,0 +1,324 @@
+"""``analyze(workload, memory, ...)``: the theory of DESIGN 3 for one configuration.
+
+The report gathers Prop. 3.2, the critical rate, the budget window, and, for a budget,
+the mean demand, the Chernoff overflow bound (*reconstruction*), the exact FFT tail of the
+eviction-free demand, the Lindley queue (or Thm 3.3 for per-class budgets), the
+compound-Poisson prediction of an unthrottled system and, for an overflow target, the
+tuned budget.  ``to_text()`` prints tables; ``to_dict()`` is JSON-ready.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stability.theory.budget import UNTHROTTLED, Budget, PerClassBudget, as_budget
+from stability.theory.conditions import (
+    alg1_condition,
+    critical_rate,
+    lindley_mean_queue,
+    necessary_condition,
+    queue_drift,
+)
+from stability.theory.demand import DemandModel
+from stability.theory.exact_tail import per_slot_overflow
+from stability.theory.moments import demand_variance, mean_memory_time
+from stability.theory.overflow import RECONSTRUCTION_NOTE, overflow_bound
+from stability.theory.symbolic import BUDGET_LAWS
+from stability.theory.tuning import METHODS, best_budget, budget_window
+from stability.workload import Workload
+
+__all__ = ["AnalysisReport", "analyze", "add_analyze_arguments", "cli_analyze",
+           "budget_from_args"]
+
+
+def _jsonable(x):
+    """Plain JSON values: inf/nan become strings, numpy scalars become Python numbers."""
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        if math.isnan(x):
+            return None
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+@dataclass(frozen=True)
+class AnalysisReport:
+    """Theory of DESIGN 3 for one workload, capacity and (optionally) budget.
+
+    Attributes
+    ----------
+    memory : M, tokens.
+    classes : per class: name, rate (lambda_k), mean prompt, mean decode, E[w_k],
+        lambda_k E[w_k].
+    necessary : Prop. 3.2 (load, utilisation, holds).
+    critical_rate : lambda* = M / E[w] for the same class mix (total, per slot).
+    window : budget window (lambda, M / E[w]).
+    budget : description of the analysed budget, or None.
+    demand : E[U], sd(U), slack M - E[U] for the budget, or None.
+    chernoff : Alg. 2 overflow bound (reconstruction) for the budget, or None.
+    exact : exact FFT per-slot overflow P(U > M) of the eviction-free demand, or None.
+    queue : Lindley mean queue/delay (flow control) or Thm 3.3 and per-class Lindley
+        queues (per-class budgets), with the drift when unstable; or None.
+    unthrottled : compound-Poisson prediction with lambda in place of E[B] (bound and exact).
+    tuning : tuned budgets per law and the best, if a target was given.
+    notes : reconstruction and approximation statements.
+    """
+
+    memory: int
+    classes: tuple
+    necessary: dict
+    critical_rate: float
+    window: dict
+    budget: str | None
+    demand: dict | None
+    chernoff: dict | None
+    exact: dict | None
+    queue: dict | None
+    unthrottled: dict
+    tuning: dict | None
+    horizon: int
+    notes: tuple = field(default=())
+
+    def to_dict(self) -> dict:
+        return _jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def to_text(self) -> str:
+        lines = []
+        add = lines.append
+        add(f"KV capacity M = {self.memory} tokens")
+        add("")
+        add(f"{'class':<12}{'lambda_k':>10}{'E[l]':>10}{'E[o]':>10}{'E[w_k]':>14}"
+            f"{'lambda_k E[w_k]':>18}")
+        for c in self.classes:
+            add(f"{c['name']:<12}{c['rate']:>10.4g}{c['mean_prompt']:>10.4g}"
+                f"{c['mean_decode']:>10.4g}{c['mean_memory_time']:>14.6g}{c['load']:>18.6g}")
+        n = self.necessary
+        add("")
+        add(f"Prop. 3.2 (necessary): sum_k lambda_k E[w_k] = {n['load']:.6g} "
+            f"{'<=' if n['holds'] else '>'} M = {self.memory}  "
+            f"(utilisation {n['utilisation']:.4f}: {'holds' if n['holds'] else 'VIOLATED, no policy is stable'})")
+        total_rate = sum(c["rate"] for c in self.classes)
+        shares = ", ".join(f"{self.critical_rate * c['rate'] / total_rate:.6g}"
+                           for c in self.classes) if total_rate > 0 else "-"
+        add(f"critical rate lambda* = M / E[w] = {self.critical_rate:.6g} per slot "
+            f"(same class mix; per class: {shares})")
+        w = self.window
+        add(f"budget window (lambda, M/E[w]) = ({w['low']:.6g}, {w['high']:.6g})"
+            f"{'' if w['nonempty'] else '  EMPTY'}")
+        if self.budget is not None:
+            add("")
+            add(f"budget: {self.budget}")
+            d = self.demand
+            add(f"  eviction-free demand U: E[U] = {d['mean']:.6g}, sd = {d['sd']:.6g}, "
+                f"slack M - E[U] = {d['slack']:.6g}")
+            ch = self.chernoff
+            if ch is not None:
+                add(f"  Chernoff (reconstruction): I(M) = {ch['rate']:.6g}, theta* = {ch['theta']:.4g}"
+                    f" (theta_max = {ch['theta_max']:.4g})")
+                add(f"    P(overflow per slot) <= {ch['per_slot']:.4g}; "
+                    f"expected overflow events in {self.horizon} slots <= {ch['expected_events']:.4g}")
+            ex = self.exact
+            if ex is not None:
+                extra = ""
+                if ex.get("lower") is not None:
+                    extra = f" (lower bracket {ex['lower']:.4g}, lattice unit {ex['unit']} tokens)"
+                add(f"  exact (FFT, eviction-free): P(U > M) = {ex['prob']:.4g}{extra}; "
+                    f"{ex['seconds']:.2f} s")
+            q = self.queue
+            if q is not None:
+                if q["kind"] == "flow-control":
+                    add(f"  Lindley queue: E[Q] = {q['mean_queue']:.6g}, mean delay = "
+                        f"{q['mean_delay']:.6g} slots" + ("" if q["stable"] else
+                        f"  (UNSTABLE: grows by {q['drift']:.4g} per slot)"))
+                else:
+                    add(f"  inequality (2): sum_k b_k w_k = {q['peak']:.6g} "
+                        f"{'<=' if q['inequality_2'] else '>'} M; b_k > lambda_k for all k: "
+                        f"{q['budgets_exceed_rates']}; Thm 3.3 stable: {q['stable']}")
+                    if not q["stable"] and q["drift"] > 0:
+                        add(f"    queues grow by {q['drift']:.4g} requests per slot")
+                    for k, mq in enumerate(q["class_mean_queue"]):
+                        add(f"    class {k}: Lindley E[Q_k] = {mq:.6g}")
+        u = self.unthrottled
+        add("")
+        add(f"unthrottled (compound Poisson, lambda in place of E[B]): E[U] = {u['mean']:.6g}, "
+            f"bound {u['per_slot']:.4g}" + (f", exact {u['exact']:.4g}" if u.get("exact") is not None else ""))
+        if self.tuning is not None:
+            t = self.tuning
+            add("")
+            add(f"budget tuner: target P(overflow per slot) <= {t['target']:.3g} (method {t['method']})")
+            add(f"  {'law':<14}{'E[B]':>12}{'overflow':>12}{'slack':>12}{'mean delay':>12}"
+                f"{'latency':>10}")
+            for c in t["candidates"]:
+                add(f"  {c['law']:<14}{c['budget']:>12.6g}{c['overflow']:>12.3g}{c['slack']:>12.6g}"
+                    f"{c['mean_delay']:>12.4g}{c['mean_latency']:>10.4g}")
+            b = t["best"]
+            add("  best: " + (f"{b['law']} E[B] = {b['budget']:.6g}" if b else t["note"]))
+        if self.notes:
+            add("")
+            for note in self.notes:
+                add(f"note: {note}")
+        return "\n".join(lines)
+
+
+def _class_rows(workload: Workload) -> tuple:
+    rows = []
+    for k, c in enumerate(workload.classes):
+        ew = mean_memory_time(c)
+        rows.append({"name": c.name or f"class {k}", "rate": c.rate,
+                     "mean_prompt": c.prompt.mean(), "mean_decode": c.decode.mean(),
+                     "mean_memory_time": ew, "load": c.rate * ew})
+    return tuple(rows)
+
+
+def analyze(workload: Workload, memory: int, budget=None, target_overflow: float | None = None,
+            horizon: int = 10**6, exact: bool = True, method: str = "chernoff") -> AnalysisReport:
+    """Everything DESIGN 3 says about one configuration.
+
+    Parameters
+    ----------
+    workload : request classes.
+    memory : M, KV capacity in tokens.
+    budget : None, a number (deterministic b), Budget, PerClassBudget, or a FlowControl /
+        ClassBudgets policy.
+    target_overflow : per-slot overflow target for the budget tuner (None: no tuning).
+    horizon : T, slots for the expected number of overflow events.
+    exact : also compute the exact FFT tail (beyond the paper).
+    method : overflow prediction used by the tuner ("chernoff" or "exact").
+    """
+    if not isinstance(workload, Workload):
+        raise ValueError(f"workload must be a Workload, got {workload!r}")
+    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
+        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
+    memory = int(memory)
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ValueError(f"horizon must be an integer >= 1 (slots), got {horizon!r}")
+    notes = [RECONSTRUCTION_NOTE]
+    if workload.num_classes > 1 and not isinstance(as_budget(budget) if budget is not None
+                                                   else None, PerClassBudget):
+        notes.append("flow control: an activation is of class k with probability "
+                     "lambda_k / lambda (assumption of the saturated relaxation)")
+    nec = necessary_condition(workload, memory)
+    window = budget_window(workload, memory)
+    b = None if budget is None else as_budget(budget)
+    if b == UNTHROTTLED:
+        raise ValueError("budget='unthrottled' is reported anyway; give a real budget or none")
+    demand = chernoff = ex = queue = None
+    if b is not None:
+        model = DemandModel(workload, b)
+        mean = model.dlog_mgf(0.0)
+        demand = {"mean": mean, "sd": math.sqrt(demand_variance(workload, b)),
+                  "slack": memory - mean}
+        chernoff = overflow_bound(workload, b, memory, horizon, model=model).to_dict()
+        if exact:
+            ex = _exact_dict(workload, b, memory)
+        if isinstance(b, PerClassBudget):
+            cond = alg1_condition(workload, b, memory)
+            queues = [lindley_mean_queue(c.rate, Budget(bk, b.law)).mean_queue
+                      for c, bk in zip(workload.classes, b.budgets)]
+            queue = {"kind": "per-class", **cond.to_dict(), "class_mean_queue": queues,
+                     "drift": queue_drift(workload, b)}
+        else:
+            lq = lindley_mean_queue(workload.total_rate, b)
+            queue = {"kind": "flow-control", "mean_queue": lq.mean_queue,
+                     "mean_delay": lq.mean_delay, "stable": workload.total_rate < b.mean,
+                     "drift": queue_drift(workload, b)}
+        if ex is not None and ex["unit"] > 1:
+            notes.append(f"exact tail on a lattice of {ex['unit']} tokens, contributions rounded "
+                         "up (prob) and down (lower): a bracket of the exact value")
+    un = overflow_bound(workload, UNTHROTTLED, memory, horizon)
+    unthrottled = {"mean": un.mean_demand, "rate": un.rate, "per_slot": un.per_slot,
+                   "expected_events": un.expected_events, "exact": None}
+    if exact:
+        unthrottled["exact"] = _exact_dict(workload, UNTHROTTLED, memory)["prob"]
+    tuning = None
+    if target_overflow is not None:
+        res = best_budget(workload, memory, target_overflow, BUDGET_LAWS, method)
+        tuning = {"target": float(target_overflow), "method": method, **res.to_dict()}
+    return AnalysisReport(memory, _class_rows(workload), nec.to_dict(),
+                          critical_rate(workload, memory), window.to_dict(),
+                          None if b is None else b.describe(), demand, chernoff, ex, queue,
+                          unthrottled, tuning, int(horizon), tuple(notes))
+
+
+def _exact_dict(workload, budget, memory) -> dict:
+    r = per_slot_overflow(workload, budget, memory)
+    return {"prob": float(r.prob[0]),
+            "lower": None if r.prob_lower is None else float(r.prob_lower[0]),
+            "unit": r.unit, "seconds": r.seconds, "notes": list(r.notes)}
+
+
+# ---------------------------------------------------------------------------------------
+# Command line: ``stability analyze`` (the subcommand is registered in stability.cli).
+
+
+def add_analyze_arguments(parser) -> None:
+    """The flags of ``stability analyze`` besides the shared workload flags."""
+    parser.add_argument("--memory", type=int, required=True, help="KV capacity M, tokens")
+    parser.add_argument("--budget", default=None,
+                        help="activations per slot: b (deterministic), a mean (poisson, "
+                             "two-point) or b_1,b_2,... (per-class)")
+    parser.add_argument("--budget-law", default="deterministic",
+                        help="deterministic | poisson | two-point | per-class")
+    parser.add_argument("--target-overflow", type=float, default=None,
+                        help="per-slot overflow target for the budget tuner")
+    parser.add_argument("--tune-method", default="chernoff", help="chernoff | exact")
+    parser.add_argument("--horizon", type=int, default=10**6,
+                        help="slots T for the expected number of overflow events")
+    parser.add_argument("--no-exact", action="store_true", help="skip the exact FFT tail")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def budget_from_args(text: str | None, law: str):
+    """Parse ``--budget`` and ``--budget-law`` into a Budget or PerClassBudget (or None)."""
+    laws = (*BUDGET_LAWS, "per-class")
+    if law not in laws:
+        raise ValueError(f"--budget-law={law!r} is not allowed; use one of {', '.join(laws)}")
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--budget={text!r} is not allowed; give a number or numbers "
+                         "separated by commas") from None
+    if law == "per-class":
+        return PerClassBudget(tuple(values), "deterministic")
+    if len(values) != 1:
+        raise ValueError(f"--budget={text!r} is not allowed with --budget-law={law}; give one "
+                         "number (or use --budget-law per-class)")
+    return Budget(values[0], law)
+
+
+def cli_analyze(args) -> int:
+    """Run ``stability analyze`` from parsed arguments; print the report."""
+    from stability.cli import workload_from_args
+
+    if args.tune_method not in METHODS:
+        raise ValueError(f"--tune-method={args.tune_method!r} is not allowed; use one of "
+                         f"{', '.join(METHODS)}")
+    workload = workload_from_args(args)
+    if not isinstance(workload, Workload):
+        raise ValueError("analyze needs a workload model (rates and length laws), not a trace "
+                         "of requests")
+    budget = budget_from_args(args.budget, args.budget_law)
+    rep = analyze(workload, args.memory, budget, args.target_overflow, args.horizon,
+                  exact=not args.no_exact, method=args.tune_method)
+    print(rep.to_json() if args.json else rep.to_text())
+    return 0
