@@ -19,7 +19,7 @@ from stability.workload import (
 __version__ = "0.1.0"
 
 from stability.policies import ClassBudgets, Conservative, FlowControl, Greedy, Policy  # noqa: E402
-from stability.simulate import simulate, simulate_stream  # noqa: E402
+from stability.simulate import simulate, simulate_stream, simulate_streams  # noqa: E402
 
 __all__ = [
     "ClassBudgets",
@@ -29,6 +29,7 @@ __all__ = [
     "Policy",
     "simulate",
     "simulate_stream",
+    "simulate_streams",
     "Deterministic",
     "Empirical",
     "Geometric",

@@ -145,6 +145,53 @@ class StreamResult:
     def completed(self) -> int:
         return int(self.class_totals[:, 0].sum())
 
+    @classmethod
+    def pooled(cls, results: list["StreamResult"], seed: int) -> "StreamResult":
+        """Independent replications as one sample: sums of counts, statistics, histograms.
+
+        ``slots`` is the total over replications, so rates per slot are averages; the
+        series is the first replication's.
+        """
+        first = results[0]
+        width = max(r.latency_histogram.shape[1] for r in results)
+
+        def total(name):
+            out = np.zeros((first.latency_histogram.shape[0], width), np.int64)
+            for r in results:
+                h = getattr(r, name)
+                out[:, : h.shape[1]] += h
+            return out
+
+        def add(name):
+            return sum(getattr(r, name) for r in results)
+
+        stats = SlotStats(
+            measured_slots=sum(r.stats.measured_slots for r in results),
+            kv_sum=sum(r.stats.kv_sum for r in results),
+            kv_sq_sum=float(sum(r.stats.kv_sq_sum for r in results)),
+            kv_max=max(r.stats.kv_max for r in results),
+            kv_high_slots=sum(r.stats.kv_high_slots for r in results),
+            queue_sum=sum(r.stats.queue_sum for r in results),
+            queue_max=max(r.stats.queue_max for r in results),
+            active_sum=sum(r.stats.active_sum for r in results),
+            active_max=max(r.stats.active_max for r in results),
+        )
+        info = RunInfo(policy=first.info.policy, memory=first.info.memory, seed=seed,
+                       horizon=first.info.horizon, warmup=first.info.warmup,
+                       engine=f"stream x {len(results)} replications",
+                       version=first.info.version)
+        return cls(
+            info=info, slots=add("slots"), arrived=add("arrived"), rejected=add("rejected"),
+            overflow_events=add("overflow_events"), evictions_total=add("evictions_total"),
+            bounces=add("bounces"), wasted_tokens=add("wasted_tokens"),
+            decoded_tokens=add("decoded_tokens"), waiting_at_end=add("waiting_at_end"),
+            active_at_end=add("active_at_end"), stats=stats, series=first.series,
+            latency_histogram=total("latency_histogram"), ttft_histogram=total("ttft_histogram"),
+            class_totals=sum(r.class_totals for r in results),
+            interrupted=any(r.interrupted for r in results),
+            elapsed_seconds=max(r.elapsed_seconds for r in results),
+        )
+
     def metrics(self) -> Metrics:
         ct = self.class_totals
         lat = self.latency_histogram

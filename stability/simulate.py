@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
@@ -23,7 +26,7 @@ from stability.reference import run_reference
 from stability.result import RunInfo, Series, SimulationResult, StreamResult
 from stability.workload import Requests, Workload
 
-__all__ = ["simulate", "simulate_stream"]
+__all__ = ["simulate", "simulate_stream", "simulate_streams"]
 
 ENGINES = ("fast", "reference")
 _NO_LIMIT = 2**62
@@ -293,14 +296,16 @@ def simulate(requests: Requests, policy: Policy, memory: int, horizon: int | Non
 
 def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int, seed: int = 0,
                     warmup: int = 0, series_points: int = 10_000, progress: bool = False,
-                    chunk_seconds: float = 1.0) -> StreamResult:
+                    chunk_seconds: float = 1.0, stop: threading.Event | None = None
+                    ) -> StreamResult:
     """Stream ``slots`` slots of a workload, drawing arrivals inside the kernel.
 
     Memory stays proportional to the waiting and active requests; latency and TTFT
     quantiles are exact (integer histograms).  The arrivals are exactly those of
     ``workload.generate(slots, seed)``.  A request with l + o > M (possible only with an
     unbounded length law) is counted in ``rejected`` and not simulated.  Ctrl-C stops the
-    run between chunks and returns what was simulated so far (``interrupted=True``).
+    run between chunks and returns what was simulated so far (``interrupted=True``); so
+    does setting the ``stop`` event from another thread.
     """
     if not isinstance(workload, Workload):
         raise ValueError(f"workload must be a stability.Workload, got {type(workload).__name__}")
@@ -354,11 +359,14 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
     step = 4096
     try:
         while sc[_kernel.T] < slots:
+            if stop is not None and stop.is_set():
+                interrupted = True
+                break
             t0 = time.perf_counter()
             before = int(sc[_kernel.T])
-            stop = min(slots, before + step)
-            _size_histograms(st, before, stop)
-            _call(True, stop, False, 0, order, burst, st)
+            chunk_end = min(slots, before + step)
+            _size_histograms(st, before, chunk_end)
+            _call(True, chunk_end, False, 0, order, burst, st)
             elapsed = time.perf_counter() - t0
             if bar is not None:
                 bar.update(int(sc[_kernel.T]) - before)
@@ -386,3 +394,38 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
         class_totals=st["class_acc"].copy(), interrupted=interrupted,
         elapsed_seconds=time.perf_counter() - began,
     )
+
+
+def replication_seeds(seed: int, replications: int) -> list[int]:
+    """Independent 63-bit seeds for ``replications`` runs, spawned from ``seed``."""
+    _check_int("seed", seed, 0)
+    children = np.random.SeedSequence(int(seed)).spawn(replications)
+    return [int(c.generate_state(1, np.uint64)[0] >> np.uint64(1)) for c in children]
+
+
+def simulate_streams(workload: Workload, policy: Policy, memory: int, slots: int, seed: int = 0,
+                     replications: int = 2, workers: int | None = None, warmup: int = 0,
+                     progress: bool = False) -> StreamResult:
+    """Independent streaming replications run side by side, pooled into one result.
+
+    The kernels release the GIL, so ``workers`` threads use as many cores.  Replication r
+    uses the r-th seed of ``replication_seeds(seed, replications)``; the pooled result sums
+    counters, slot statistics and histograms, so its quantiles are the exact quantiles of
+    all completed requests of all replications.  Ctrl-C stops every replication at its
+    next chunk and pools what was simulated.
+    """
+    replications = _check_int("replications", replications, 1)
+    workers = _check_int("workers", workers, 1, allow_none=True) or min(replications,
+                                                                        os.cpu_count() or 1)
+    seeds = replication_seeds(seed, replications)
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(simulate_stream, workload, policy, memory, slots, seed=r_seed,
+                               warmup=warmup, progress=progress and i == 0, stop=stop)
+                   for i, r_seed in enumerate(seeds)]
+        try:
+            results = [f.result() for f in futures]
+        except KeyboardInterrupt:
+            stop.set()
+            results = [f.result() for f in futures]
+    return StreamResult.pooled(results, seed=int(seed))

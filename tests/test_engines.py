@@ -70,9 +70,7 @@ def test_stream_equals_batch(seed, rate):
         for name in ("overflow_events", "evictions_total", "bounces", "wasted_tokens",
                      "decoded_tokens", "slots"):
             assert getattr(stream, name) == getattr(batch, name), name
-        mb, ms = batch.metrics(), stream.metrics()
-        assert (mb.latency, mb.ttft, mb.queueing_delay) == (ms.latency, ms.ttft, ms.queueing_delay)
-        assert mb.per_class == ms.per_class
+        assert_metrics_equal(batch.metrics(), stream.metrics(), rel=0)
         assert (stream.waiting_at_end, stream.active_at_end) == (
             batch.raw.waiting_at_end, batch.raw.active_at_end)
 
@@ -95,3 +93,24 @@ def test_stream_grows_its_buffers_and_histograms():
     assert res.waiting_at_end > 5000  # overloaded: the queue holds thousands
     assert res.metrics().latency == batch.metrics().latency
     assert res.stats == batch.raw.stats
+
+
+def test_parallel_replications_pool_exactly():
+    """Pooled replications equal their separate runs, whatever the number of threads."""
+    from stability.simulate import replication_seeds, simulate_streams
+
+    w = s.Workload.single(1.5, s.UniformInt(1, 4), s.Geometric(0.1, max=60))
+    policy, memory, slots = s.FlowControl(2), 120, 3000
+    pooled = simulate_streams(w, policy, memory, slots, seed=9, replications=3, workers=2)
+    serial = simulate_streams(w, policy, memory, slots, seed=9, replications=3, workers=1)
+    parts = [s.simulate_stream(w, policy, memory, slots, seed=x)
+             for x in replication_seeds(9, 3)]
+    assert_metrics_equal(pooled.metrics(), serial.metrics(), rel=0)
+    assert pooled.stats == serial.stats
+    assert pooled.arrived == sum(p.arrived for p in parts)
+    assert pooled.completed == sum(p.completed for p in parts)
+    latencies = np.concatenate([np.repeat(np.arange(p.latency_histogram.shape[1]),
+                                          p.latency_histogram.sum(axis=0)) for p in parts])
+    m = pooled.metrics()
+    assert m.latency == s.metrics.Distribution.from_values(latencies)
+    assert m.slots == 3 * slots
