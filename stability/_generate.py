@@ -54,8 +54,8 @@ def seed_streams(seed: int):
 
 @njit(cache=True, nogil=True)
 def fill_requests(count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3,
-                  out_class, out_prompt, out_decode, at):
-    """Draw class, prompt and decode of ``count`` requests into the outputs from ``at``.
+                  out, at):
+    """Draw class, prompt and decode of ``count`` requests into out[0:3, at:at + count].
 
     Returns the advanced arrival and length stream states.  Length layouts are those of
     ``LengthLaw.encode``.
@@ -67,7 +67,7 @@ def fill_requests(count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1
             a0, a1, a2, a3, u = _rng.uniform(a0, a1, a2, a3)
             for j in range(num_classes - 1):  # branch-free: classes are picked at random
                 k += u >= class_cdf[j]
-        out_class[at + r] = k
+        out[0, at + r] = k
         for which in range(2):
             off = law_offset[2 * k + which]
             code = int(law_data[off])
@@ -92,10 +92,7 @@ def fill_requests(count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1
                         v = int(law_data[off + 2 + n + i])
                     else:
                         v = int(law_data[off + 2 + 2 * n + i])
-            if which == 0:
-                out_prompt[at + r] = v
-            else:
-                out_decode[at + r] = v
+            out[1 + which, at + r] = v
     return a0, a1, a2, a3, l0, l1, l2, l3
 
 
@@ -111,9 +108,7 @@ def grow(a, size):
 def _generate(slots, total_rate, class_cdf, law_offset, law_data, arrival_state, length_state,
               capacity):
     arrival = np.empty(capacity, np.int64)
-    cls = np.empty(capacity, np.int64)
-    prompt = np.empty(capacity, np.int64)
-    decode = np.empty(capacity, np.int64)
+    drawn = np.empty((3, capacity), np.int64)  # class, prompt, decode
     a0, a1, a2, a3 = arrival_state[0], arrival_state[1], arrival_state[2], arrival_state[3]
     l0, l1, l2, l3 = length_state[0], length_state[1], length_state[2], length_state[3]
     n = 0
@@ -127,15 +122,14 @@ def _generate(slots, total_rate, class_cdf, law_offset, law_data, arrival_state,
         if n + count > arrival.size:
             new_size = max(2 * arrival.size, n + count)
             arrival = grow(arrival, new_size)
-            cls = grow(cls, new_size)
-            prompt = grow(prompt, new_size)
-            decode = grow(decode, new_size)
+            wider = np.empty((3, new_size), np.int64)
+            wider[:, :n] = drawn[:, :n]
+            drawn = wider
         a0, a1, a2, a3, l0, l1, l2, l3 = fill_requests(
-            count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3,
-            cls, prompt, decode, n)
+            count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3, drawn, n)
         arrival[n:n + count] = slot
         n += count
-    return arrival[:n], prompt[:n], decode[:n], cls[:n]
+    return arrival[:n], drawn[:, :n]
 
 
 @njit(cache=True, nogil=True)
@@ -152,8 +146,7 @@ def draw_next_slot(rng, total_rate, class_cdf, law_offset, law_data, scratch):
     a0, a1, a2, a3, count = _rng.poisson_positive(a0, a1, a2, a3, total_rate)
     if count <= scratch.shape[1]:
         a0, a1, a2, a3, l0, l1, l2, l3 = fill_requests(
-            count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3,
-            scratch[0], scratch[1], scratch[2], 0)
+            count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3, scratch, 0)
     rng[0], rng[1], rng[2], rng[3] = a0, a1, a2, a3
     rng[4], rng[5], rng[6], rng[7] = l0, l1, l2, l3
     return gap, count
@@ -165,6 +158,6 @@ def generate_requests(workload: Workload, slots: int, seed: int) -> Requests:
     arrival_state, length_state, _ = seed_streams(seed)
     mean = enc.total_rate * slots
     capacity = int(mean + 10.0 * math.sqrt(mean) + 16)
-    a, l, o, k = _generate(slots, enc.total_rate, enc.class_cdf, enc.law_offset, enc.law_data,
-                           arrival_state, length_state, capacity)
-    return Requests._trusted(a, l, o, k)
+    arrival, drawn = _generate(slots, enc.total_rate, enc.class_cdf, enc.law_offset,
+                               enc.law_data, arrival_state, length_state, capacity)
+    return Requests._trusted(arrival, drawn[1], drawn[2], drawn[0])

@@ -5,8 +5,9 @@ slots x active requests:
 
 - the running demand R(t) = sum_S (l + t - u + 1) = L + n (t + 1) - U comes from three
   aggregates (n = |S|, L = sum of prompts, U = sum of start slots), so it is O(1);
-- completions come from an indexed binary heap keyed by the completion slot u + o - 1
-  (an evicted request is removed from it at once);
+- completions come from a binary heap keyed by the completion slot u + o - 1, with lazy
+  invalidation: an evicted request's entry stays until its slot comes and is then
+  recognised as stale (the request is no longer active with that start slot);
 - the active list S is a stack in activation order with lazy deletion of completed
   entries (an entry is live iff its request is active with the same start slot), so LIFO
   eviction pops from the top; the stack is compacted when dead entries dominate;
@@ -124,58 +125,6 @@ def _account(sc, fsc, series, s0, s1, kv0, inc, queue, active, warmup, high):
         sc[A_MAX] = active
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _heap_push(heap_key, heap_idx, hpos, size, key, idx):
-    i = size
-    while i > 0:
-        p = (i - 1) >> 1
-        if heap_key[p] <= key:
-            break
-        heap_key[i] = heap_key[p]
-        heap_idx[i] = heap_idx[p]
-        hpos[heap_idx[i]] = i
-        i = p
-    heap_key[i] = key
-    heap_idx[i] = idx
-    hpos[idx] = i
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _heap_remove(heap_key, heap_idx, hpos, size, p):
-    """Remove the entry at position p of a heap of ``size`` entries (size - 1 remain)."""
-    last = size - 1
-    if p == last:
-        return
-    key = heap_key[last]
-    idx = heap_idx[last]
-    i = p
-    if i > 0 and heap_key[(i - 1) >> 1] > key:
-        while i > 0:
-            q = (i - 1) >> 1
-            if heap_key[q] <= key:
-                break
-            heap_key[i] = heap_key[q]
-            heap_idx[i] = heap_idx[q]
-            hpos[heap_idx[i]] = i
-            i = q
-    else:
-        while True:
-            c = 2 * i + 1
-            if c >= last:
-                break
-            if c + 1 < last and heap_key[c + 1] < heap_key[c]:
-                c += 1
-            if heap_key[c] >= key:
-                break
-            heap_key[i] = heap_key[c]
-            heap_idx[i] = heap_idx[c]
-            hpos[heap_idx[i]] = i
-            i = c
-    heap_key[i] = key
-    heap_idx[i] = idx
-    hpos[idx] = i
-
-
 def room_needed(sc, memory, burst):
     """Entries each structure must hold so that slot sc[T] cannot overflow it.
 
@@ -185,14 +134,14 @@ def room_needed(sc, memory, burst):
     """
     waiting_or_active = int(sc[WAITING_N] + sc[N_ACT] + burst)
     active = min(waiting_or_active, memory // 2 + 1)
-    return dict(deque=waiting_or_active, heap=active + 1, stack=int(sc[STACK_N]) + active + 1,
-                pool=int(burst))
+    return dict(deque=waiting_or_active, heap=int(sc[HEAP_N]) + active + 1,
+                stack=int(sc[STACK_N]) + active + 1, pool=int(burst))
 
 
 @njit(cache=True, nogil=True)
 def advance(streaming, t_stop, until_done, nreq, order, burst,
             r_arrival, r_prompt, r_decode, r_group, r_rank, r_start, r_first, r_completion,
-            r_evictions, r_state, r_hpos,
+            r_evictions, r_state,
             total_rate, class_cdf, law_offset, law_data, rng, scratch,
             pcode, pints, pfloats, bkey, memory, warmup,
             sc, fsc, heap_key, heap_idx, stack_idx, stack_stamp, dq, dq_head, dq_len,
@@ -234,7 +183,7 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
                 break
         bound = sc[WAITING_N] + sc[N_ACT] + incoming
         active_bound = min(bound, half)
-        if (bound > dq.shape[1] or active_bound + 1 > heap_key.size
+        if (bound > dq.shape[1] or sc[HEAP_N] + active_bound + 1 > heap_key.size
                 or sc[STACK_N] + active_bound + 1 > stack_idx.size):
             status = NEED_ROOM
             break
@@ -273,7 +222,7 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
                     break
                 a0, a1, a2, a3, l0, l1, l2, l3 = fill_requests(
                     count, class_cdf, law_offset, law_data, a0, a1, a2, a3, l0, l1, l2, l3,
-                    scratch[0], scratch[1], scratch[2], 0)
+                    scratch, 0)
                 sc[PENDING_N] = count
         else:
             while sc[NEXT_ARRIVAL] < nreq:
@@ -345,8 +294,20 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
             stack_idx[sc[STACK_N]] = idx
             stack_stamp[sc[STACK_N]] = t
             sc[STACK_N] += 1
-            _heap_push(heap_key, heap_idx, r_hpos, sc[HEAP_N], t + r_decode[idx] - 1, idx)
+            # push (completion slot, request) on the heap; kept inline because a jitted
+            # helper taking arrays pays reference counting on every call
+            key = t + r_decode[idx] - 1
+            i = sc[HEAP_N]
             sc[HEAP_N] += 1
+            while i > 0:
+                parent = (i - 1) >> 1
+                if heap_key[parent] <= key:
+                    break
+                heap_key[i] = heap_key[parent]
+                heap_idx[i] = heap_idx[parent]
+                i = parent
+            heap_key[i] = key
+            heap_idx[i] = idx
         overflow = False
         if pcode == POLICY_FLOW or per_class:
             # the candidates that did not fit bounce without ever leaving the queue
@@ -366,8 +327,6 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
                 sc[N_ACT] -= 1
                 sc[SUM_L] -= r_prompt[idx]
                 sc[SUM_U] -= r_start[idx]
-                _heap_remove(heap_key, heap_idx, r_hpos, sc[HEAP_N], r_hpos[idx])
-                sc[HEAP_N] -= 1
                 if done > 0:
                     sc[EVICTIONS] += 1
                     r_evictions[idx] += 1
@@ -394,10 +353,29 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
                 r_first[idx] = t
             j -= 1
         # ---- 6. completions
-        while sc[HEAP_N] > 0 and heap_key[0] == t:
+        while sc[HEAP_N] > 0 and heap_key[0] <= t:
             idx = heap_idx[0]
-            _heap_remove(heap_key, heap_idx, r_hpos, sc[HEAP_N], 0)
-            sc[HEAP_N] -= 1
+            key = heap_key[0]
+            last = sc[HEAP_N] - 1  # pop: move the last entry down from the root
+            sc[HEAP_N] = last
+            moved_key = heap_key[last]
+            moved = heap_idx[last]
+            i = 0
+            while True:
+                c = 2 * i + 1
+                if c >= last:
+                    break
+                if c + 1 < last and heap_key[c + 1] < heap_key[c]:
+                    c += 1
+                if heap_key[c] >= moved_key:
+                    break
+                heap_key[i] = heap_key[c]
+                heap_idx[i] = heap_idx[c]
+                i = c
+            heap_key[i] = moved_key
+            heap_idx[i] = moved
+            if r_state[idx] != ACTIVE or r_start[idx] + r_decode[idx] - 1 != key:
+                continue  # stale: this run was evicted
             sc[N_ACT] -= 1
             sc[SUM_L] -= r_prompt[idx]
             sc[SUM_U] -= r_start[idx]

@@ -104,7 +104,7 @@ def _call(streaming, t_stop, until_done, nreq, order, burst, st) -> None:
             streaming, t_stop, until_done, nreq, order, burst,
             st["r_arrival"], st["r_prompt"], st["r_decode"], st["r_group"], st["r_rank"],
             st["r_start"], st["r_first"], st["r_completion"], st["r_evictions"], st["r_state"],
-            st["r_hpos"], st["total_rate"], st["class_cdf"], st["law_offset"], st["law_data"],
+            st["total_rate"], st["class_cdf"], st["law_offset"], st["law_data"],
             st["rng"], st["scratch"], st["pcode"], st["pints"], st["pfloats"], st["bkey"],
             st["memory"], st["warmup"], st["sc"], st["fsc"], st["heap_key"], st["heap_idx"],
             st["stack_idx"], st["stack_stamp"], st["dq"], st["dq_head"], st["dq_len"],
@@ -146,7 +146,7 @@ def _make_room(st: dict, need: dict, streaming: bool) -> None:
         old = st["r_arrival"].size
         new_size = 2 * old + need["pool"]
         for key in ("r_arrival", "r_prompt", "r_decode", "r_group", "r_rank", "r_start",
-                    "r_first", "r_evictions", "r_state", "r_hpos"):
+                    "r_first", "r_evictions", "r_state"):
             st[key] = _grown(st[key], new_size)
         free = st["free_list"]
         count = int(sc[_kernel.FREE_N])
@@ -229,7 +229,6 @@ def run_fast(requests: Requests, enc: EncodedPolicy, memory: int, horizon: int |
         r_group=arrays["class_id"], r_start=np.full(n, -1, np.int64),
         r_first=np.full(n, -1, np.int64), r_completion=np.full(n, -1, np.int64),
         r_evictions=np.zeros(n, np.int64), r_state=np.zeros(n, np.int8),
-        r_hpos=np.zeros(n, np.int32),
     )
     until_done = horizon is None
     _call(False, _NO_LIMIT if until_done else horizon, until_done, n, order, burst, st)
@@ -335,7 +334,6 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
         r_rank=np.zeros(pool, np.int64), r_start=np.zeros(pool, np.int64),
         r_first=np.zeros(pool, np.int64), r_completion=np.zeros(0, np.int64),
         r_evictions=np.zeros(pool, np.int64), r_state=np.zeros(pool, np.int8),
-        r_hpos=np.zeros(pool, np.int32),
     )
     sc = st["sc"]
     sc[_kernel.FREE_N] = pool
