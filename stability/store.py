@@ -1,0 +1,505 @@
+"""The results store: one SQLite row per simulation run (DESIGN 4).
+
+A row is keyed by a hash of everything that determines the run (workload and policy
+specs, memory, slots, warm-up, engine, seed, package version), so a sweep that is run
+again skips the runs it already holds.  Rows are written one transaction each, in WAL
+mode, as they arrive: an interrupted sweep (Ctrl-C, a killed worker, SIGKILL of the
+main process) keeps every finished row, never a half-written one, and a re-run neither
+loses nor duplicates a row (``INSERT OR IGNORE`` on the primary key).
+
+A file is only ever used if it carries this store's ``application_id`` and schema
+version; anything else (another program's SQLite file, a text file, a damaged copy) is
+refused with an error naming the file, and left untouched.
+
+Reading: :func:`load` returns a dict of numpy columns (``pandas.DataFrame(load(db))``
+works; pandas is not needed), :func:`export_csv` writes them as CSV, and
+:func:`summarize` groups runs by point and gives mean, std, n and a Student-t
+confidence interval per metric.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import sqlite3
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from stability.metrics import Distribution, Metrics
+
+__all__ = ["ResultStore", "flatten_metrics", "load", "export_csv", "summarize",
+           "METRIC_COLUMNS", "PARAM_COLUMNS", "POINT_COLUMNS"]
+
+APPLICATION_ID = 0x53544231  # "STB1" in the SQLite header: this file is a results store
+SCHEMA_VERSION = 1  # PRAGMA user_version
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# Parameters of a run, as flat columns for plotting (the specs themselves are JSON).
+PARAM_COLUMNS = {
+    "params": "TEXT NOT NULL",  # canonical JSON of everything that determines the run
+    "workload": "TEXT NOT NULL",  # canonical JSON of the workload spec
+    "policy": "TEXT NOT NULL",  # canonical JSON of the policy spec
+    "workload_kind": "TEXT NOT NULL",
+    "rate": "REAL",  # the spec's rate (per class for paper-4.1), or NULL if given by load
+    "load": "REAL",  # the spec's load (fraction of M / E[w]), or NULL if given by rate
+    "prompt": "TEXT",
+    "decode": "TEXT",
+    "source": "TEXT",  # azure workloads: "trace" or "synthetic"
+    "total_rate": "REAL",  # lambda = sum_k lambda_k actually simulated, arrivals per slot
+    "offered_load": "REAL",  # sum_k lambda_k E[w_k] / M (Prop. 3.2 needs <= 1)
+    "num_classes": "INTEGER",
+    "policy_kind": "TEXT NOT NULL",
+    "budget": "REAL",
+    "budget_law": "TEXT",
+    "budgets": "TEXT",  # JSON list, ClassBudgets only
+    "watermark": "REAL",
+    "max_decode": "INTEGER",
+    "memory": "INTEGER NOT NULL",
+    "slots": "INTEGER NOT NULL",
+    "warmup": "INTEGER NOT NULL",
+    "engine": "TEXT NOT NULL",
+    "replication": "INTEGER NOT NULL",
+    "seed": "INTEGER NOT NULL",
+    "root_seed": "INTEGER NOT NULL",
+    "version": "TEXT NOT NULL",
+}
+
+# A point is a run up to its replication: what confidence intervals are grouped by.
+POINT_COLUMNS = ("workload", "policy", "memory", "slots", "warmup", "engine", "version")
+
+
+def _metric_columns() -> dict:
+    """Every scalar of :class:`Metrics` except the per-class entries, as SQL columns."""
+    cols = {}
+    for f in dataclasses.fields(Metrics):
+        if f.name == "per_class":
+            continue
+        if f.type in ("Distribution", Distribution):
+            for g in dataclasses.fields(Distribution):
+                cols[f"{f.name}_{g.name}"] = "INTEGER" if g.name == "count" else "REAL"
+        else:
+            cols[f.name] = "INTEGER" if f.type in ("int", int) else "REAL"
+    cols["rejected"] = "INTEGER"  # stream engine: requests with l + o > M, never simulated
+    return cols
+
+
+METRIC_COLUMNS = _metric_columns()
+
+_OTHER_COLUMNS = {
+    "metrics": "TEXT NOT NULL",  # JSON of flatten_metrics(): every scalar, per class too
+    "seconds": "REAL NOT NULL",  # wall time of the run in its worker
+    "finished": "TEXT NOT NULL",  # ISO 8601 UTC time the row was written
+}
+COLUMNS = {"key": "TEXT PRIMARY KEY", **PARAM_COLUMNS, **METRIC_COLUMNS, **_OTHER_COLUMNS}
+
+_SCHEMA = (
+    f"PRAGMA application_id = {APPLICATION_ID};\n"
+    f"PRAGMA user_version = {SCHEMA_VERSION};\n"
+    "CREATE TABLE runs (\n  "
+    + ",\n  ".join(f'"{name}" {decl}' for name, decl in COLUMNS.items())
+    + "\n) WITHOUT ROWID;\n"
+    "CREATE TABLE sweeps (\n"
+    "  name TEXT NOT NULL, fingerprint TEXT NOT NULL, config TEXT NOT NULL,\n"
+    "  version TEXT NOT NULL, created TEXT NOT NULL, PRIMARY KEY (name, fingerprint));\n"
+)
+
+
+def flatten_metrics(metrics: Metrics) -> dict:
+    """Every scalar of ``metrics`` under a flat name: ``latency_p95``, ``class1_ttft_mean``.
+
+    Integers stay ``int``, the rest become ``float`` (nan where undefined).
+    """
+    def scalar(value):
+        if isinstance(value, (bool, np.bool_)):
+            return int(value)
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        return float(value)
+
+    def walk(prefix: str, value, out: dict) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}_", v, out)
+        else:
+            out[prefix[:-1]] = scalar(value)
+
+    d = metrics.to_dict()
+    per_class = d.pop("per_class")
+    out: dict = {}
+    walk("", d, out)
+    for k in sorted(per_class):
+        walk(f"class{k}_", per_class[k], out)
+    return out
+
+
+def _dumps(value) -> str:
+    """Canonical JSON (sorted keys, no spaces); floats in shortest round-trip form."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+# ------------------------------------------------------------------------------- files
+def _refuse(path: Path, why: str) -> ValueError:
+    return ValueError(f"{path}: {why}; refusing to use or modify it (a results store is "
+                      "an SQLite file written by stability; choose another path)")
+
+
+def _check_header(path: Path) -> None:
+    """Reject, from its first 100 bytes and without opening it in SQLite, any file that is
+    not one of our stores."""
+    with open(path, "rb") as handle:
+        head = handle.read(100)
+    if not head:
+        raise _refuse(path, "the file is empty, not a stability results store")
+    if not head.startswith(_SQLITE_MAGIC):
+        raise _refuse(path, "not an SQLite database (wrong file header)")
+    if len(head) < 100:
+        raise _refuse(path, "corrupt SQLite database (truncated header)")
+    app_id = int.from_bytes(head[68:72], "big")
+    if app_id != APPLICATION_ID:
+        raise _refuse(path, f"an SQLite database of another program (application_id "
+                            f"{app_id:#x}, a stability results store has {APPLICATION_ID:#x})")
+    version = int.from_bytes(head[60:64], "big")
+    if version != SCHEMA_VERSION:
+        raise _refuse(path, f"a stability results store of schema version {version}; this "
+                            f"version of stability reads version {SCHEMA_VERSION}")
+
+
+def _create(path: Path) -> None:
+    """Create an empty store at ``path`` atomically: built aside, then hard-linked into
+    place, which fails rather than replace a file that appeared meanwhile."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
+    for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        leftover.unlink(missing_ok=True)
+    try:
+        conn = sqlite3.connect(tmp)
+        try:
+            conn.executescript(_SCHEMA)
+            conn.execute("PRAGMA journal_mode=WAL")  # persistent: recorded in the header
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise _refuse(path, "the file appeared while the store was being created") from None
+        except OSError:  # no hard links on this file system
+            if path.exists():
+                raise _refuse(path, "the file appeared while the store was being created") \
+                    from None
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class ResultStore:
+    """An open results store (SQLite, WAL mode); a context manager.
+
+    Parameters
+    ----------
+    path : the database file.
+    create : create the file if it does not exist (else a missing file is an error).
+    readonly : open for reading only (no checks that need writing).
+
+    Only files that carry this store's header are opened; see the module docstring.
+    """
+
+    def __init__(self, path, create: bool = False, readonly: bool = False):
+        self.path = Path(path)
+        if not self.path.exists():
+            if not create or readonly:
+                raise FileNotFoundError(f"{self.path}: no such results store")
+            _create(self.path)
+        elif self.path.is_dir():
+            raise _refuse(self.path, "a directory")
+        _check_header(self.path)
+        uri = self.path.resolve().as_uri() + ("?mode=ro" if readonly else "?mode=rw")
+        try:
+            self._conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as err:
+            raise _refuse(self.path, f"cannot be opened ({err})") from None
+        try:
+            self._validate(readonly)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _validate(self, readonly: bool) -> None:
+        conn = self._conn
+        try:
+            if not readonly:
+                conn.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across process crashes
+            # O(size of the file), small next to the sweep that wrote it
+            problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise _refuse(self.path, f"corrupt database ({'; '.join(problems[:3])})")
+            names = [r[1] for r in conn.execute("PRAGMA table_info(runs)")]
+            sweep_names = [r[1] for r in conn.execute("PRAGMA table_info(sweeps)")]
+        except sqlite3.DatabaseError as err:
+            raise _refuse(self.path, f"corrupt database ({err})") from None
+        missing = [c for c in ("key", *PARAM_COLUMNS, *_OTHER_COLUMNS) if c not in names]
+        if missing or not sweep_names:
+            raise _refuse(self.path, "a stability header but not its tables "
+                                     f"(missing {missing or ['sweeps']})")
+        self._columns = names
+
+    # -- writing -----------------------------------------------------------------------
+    def add(self, row: dict) -> bool:
+        """Insert one finished run in its own transaction; False if its key was present.
+
+        ``row`` holds ``key``, the parameter columns, ``metrics`` (a flat dict, see
+        :func:`flatten_metrics`), ``seconds``; metric columns are filled from ``metrics``.
+        """
+        values = {name: row.get(name) for name in PARAM_COLUMNS}
+        values["key"] = row["key"]
+        metrics = row["metrics"]
+        for name in METRIC_COLUMNS:
+            values[name] = metrics.get(name)
+        values["metrics"] = json.dumps(metrics, sort_keys=True)
+        values["seconds"] = float(row["seconds"])
+        values["finished"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        names = [n for n in values if n in self._columns]  # older stores may lack new metrics
+        sql = (f"INSERT OR IGNORE INTO runs ({', '.join(f'{chr(34)}{n}{chr(34)}' for n in names)})"
+               f" VALUES ({', '.join('?' * len(names))})")
+        with self._transaction():
+            cursor = self._conn.execute(sql, [values[n] for n in names])
+        return cursor.rowcount == 1
+
+    def record_sweep(self, name: str, fingerprint: str, config: dict, version: str) -> None:
+        """Remember that sweep ``name`` with this configuration wrote to the store."""
+        with self._transaction():
+            self._conn.execute(
+                "INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, ?, ?)",
+                (name, fingerprint, _dumps(config), version,
+                 datetime.now(timezone.utc).isoformat(timespec="seconds")))
+
+    def _transaction(self):
+        conn = self._conn
+
+        class _Tx:
+            def __enter__(self):
+                conn.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, kind, value, tb):
+                conn.execute("COMMIT" if kind is None else "ROLLBACK")
+                return False
+
+        return _Tx()
+
+    # -- reading -----------------------------------------------------------------------
+    def keys(self) -> set:
+        """The keys of every stored run."""
+        return {r[0] for r in self._conn.execute("SELECT key FROM runs")}
+
+    def __len__(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    def sweeps(self) -> list:
+        """(name, fingerprint, config dict, version, created) of every recorded sweep."""
+        rows = self._conn.execute("SELECT name, fingerprint, config, version, created "
+                                  "FROM sweeps ORDER BY created, name")
+        return [(n, f, json.loads(c), v, t) for n, f, c, v, t in rows]
+
+    def load(self, expand: bool = True) -> dict:
+        """All runs as a dict of numpy columns, ordered by point then replication.
+
+        Integer columns are int64 (float64 with nan if some value is missing), real
+        columns float64 (nan for missing or undefined), text columns object arrays.
+        With ``expand``, every entry of the ``metrics`` JSON (per-class metrics
+        included) also becomes a column.
+        """
+        order = ", ".join(f'"{c}"' for c in ("workload_kind", "workload", "policy_kind",
+                                             "policy", "memory", "slots", "warmup", "engine",
+                                             "version", "replication", "key"))
+        try:
+            cursor = self._conn.execute(f"SELECT * FROM runs ORDER BY {order}")
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        except sqlite3.DatabaseError as err:
+            raise _refuse(self.path, f"corrupt database ({err})") from None
+        declared = {n: COLUMNS.get(n, "REAL") for n in names}
+        out = {n: _column([r[i] for r in rows], declared[n]) for i, n in enumerate(names)}
+        if expand and rows:
+            blobs = [json.loads(m) for m in out["metrics"]]
+            extra = sorted({k for b in blobs for k in b} - set(out))
+            for name in extra:
+                values = [b.get(name) for b in blobs]
+                kind = "INTEGER" if all(isinstance(v, int) for v in values) else "REAL"
+                out[name] = _column(values, kind)
+        return out
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _column(values: list, declared: str) -> np.ndarray:
+    if declared.startswith("TEXT"):
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+    if declared.startswith("INTEGER") and all(v is not None for v in values):
+        return np.array(values, dtype=np.int64)
+    return np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def load(path, expand: bool = True) -> dict:
+    """The runs of the store at ``path`` as a dict of numpy columns (see
+    :meth:`ResultStore.load`); ``pandas.DataFrame(load(path))`` makes a data frame."""
+    with ResultStore(path, readonly=True) as store:
+        return store.load(expand=expand)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else repr(float(value))
+    if isinstance(value, np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def export_csv(path, out, expand: bool = True) -> int:
+    """Write every run of the store at ``path`` to the CSV file ``out`` ("-": stdout).
+
+    Empty cells are missing or undefined values; floats are written exactly (shortest
+    round-trip form).  Returns the number of rows.
+    """
+    columns = load(path, expand=expand)
+    names = [n for n in columns if n != "metrics"] if expand else list(columns)
+    n = len(columns["key"]) if columns else 0
+    handle = sys.stdout if str(out) == "-" else open(out, "w", newline="")
+    try:
+        writer = csv.writer(handle)
+        writer.writerow(names)
+        for i in range(n):
+            writer.writerow([_cell(columns[c][i]) for c in names])
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+    return n
+
+
+# ----------------------------------------------------------------------------- summary
+DEFAULT_SUMMARY_METRICS = ("latency_mean", "latency_p99", "request_throughput", "kv_mean",
+                           "overflow_events", "evictions", "queue_mean", "unfinished")
+
+
+def summarize(columns: dict, metrics=None, level: float = 0.95) -> dict:
+    """Mean, std, n and a Student-t confidence interval per point, computed once here.
+
+    Parameters
+    ----------
+    columns : runs as returned by :func:`load`.
+    metrics : metric columns to summarise (default: a few main ones).
+    level : confidence level of the two-sided interval, e.g. 0.95.
+
+    Returns
+    -------
+    dict of numpy columns, one entry per point (runs equal in everything but the
+    replication and its seed, see ``POINT_COLUMNS``): the parameter columns, ``runs``,
+    and for each metric ``m``: ``m_mean``, ``m_std`` (ddof=1), ``m_n`` (runs where m is
+    defined), ``m_ci_low``, ``m_ci_high``, ``m_half_width``
+    (t_{(1+level)/2, n-1} std / sqrt(n); nan when n < 2).
+    """
+    from scipy.stats import t as student_t
+
+    if not (isinstance(level, float) and 0.0 < level < 1.0):
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    metrics = list(DEFAULT_SUMMARY_METRICS if metrics is None else metrics)
+    for m in metrics:
+        if m not in columns:
+            raise ValueError(f"metric {m!r} is not a column of the results; choose from "
+                             f"{', '.join(c for c in METRIC_COLUMNS)} or a per-class column")
+    n_rows = len(columns["key"]) if "key" in columns else 0
+    groups: dict = {}
+    for i in range(n_rows):
+        groups.setdefault(tuple(columns[c][i] for c in POINT_COLUMNS), []).append(i)
+    firsts = [rows[0] for rows in groups.values()]
+    carried = [c for c in ("workload", "policy", *PARAM_COLUMNS) if c in columns
+               and c not in ("params", "replication", "seed", "root_seed")]
+    out = {c: columns[c][firsts] if firsts else columns[c][:0]
+           for c in dict.fromkeys(carried)}
+    out["runs"] = np.array([len(rows) for rows in groups.values()], dtype=np.int64)
+    for m in metrics:
+        stats = np.full((len(groups), 6), np.nan)
+        for g, rows in enumerate(groups.values()):
+            x = np.asarray(columns[m][rows], dtype=float)
+            x = x[~np.isnan(x)]
+            n = x.size
+            mean = float(x.mean()) if n else math.nan
+            std = float(x.std(ddof=1)) if n > 1 else math.nan
+            half = float(student_t.ppf((1 + level) / 2, n - 1) * std / math.sqrt(n)) \
+                if n > 1 else math.nan
+            stats[g] = (mean, std, n, mean - half, mean + half, half)
+        for j, suffix in enumerate(("mean", "std", "n", "ci_low", "ci_high", "half_width")):
+            out[f"{m}_{suffix}"] = stats[:, j].astype(np.int64) if suffix == "n" else stats[:, j]
+    return out
+
+
+# ------------------------------------------------------------------------ command line
+def add_arguments(parser) -> None:
+    """``stability results export|summary``."""
+    sub = parser.add_subparsers(dest="results_command", required=True)
+    ex = sub.add_parser("export", help="write every run to CSV",
+                        description="Write every run (parameters, metrics, per-class metrics, "
+                                    "seed, version, timing) to a CSV file.")
+    ex.add_argument("db", help="results store (SQLite)")
+    ex.add_argument("--csv", required=True, metavar="OUT", help="output CSV file ('-': stdout)")
+    su = sub.add_parser("summary", help="mean and confidence interval per point",
+                        description="Print mean +- half-width of a Student-t confidence "
+                                    "interval across replications, per point.")
+    su.add_argument("db", help="results store (SQLite)")
+    su.add_argument("--metric", action="append", metavar="NAME",
+                    help=f"metric column (repeatable; default {', '.join(DEFAULT_SUMMARY_METRICS)})")
+    su.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
+
+
+def run_command(args) -> int:
+    if args.results_command == "export":
+        n = export_csv(args.db, args.csv)
+        if args.csv != "-":
+            print(f"{n} runs written to {args.csv}", file=sys.stderr)
+        return 0
+    columns = load(args.db)
+    if not len(columns.get("key", ())):
+        print(f"{args.db}: no runs")
+        return 0
+    summary = summarize(columns, args.metric, args.level)
+    print(format_summary(summary, args.metric or DEFAULT_SUMMARY_METRICS, args.level))
+    return 0
+
+
+def point_label(summary: dict, i: int) -> str:
+    """A short description of point ``i``: workload | policy | M, slots, engine."""
+    w = json.loads(summary["workload"][i])
+    p = json.loads(summary["policy"][i])
+    wl = " ".join([w.pop("kind")] + [f"{k}={v}" for k, v in w.items() if k != "trace_sha256"])
+    pl = " ".join([p.pop("kind")] + [f"{k}={v}" for k, v in p.items()])
+    return (f"{wl} | {pl} | M={int(summary['memory'][i])} slots={int(summary['slots'][i])} "
+            f"{summary['engine'][i]}")
+
+
+def format_summary(summary: dict, metrics, level: float) -> str:
+    lines = []
+    for i in range(len(summary["runs"])):
+        lines.append(f"{point_label(summary, i)}  (n={int(summary['runs'][i])})")
+        for m in metrics:
+            mean, half = summary[f"{m}_mean"][i], summary[f"{m}_half_width"][i]
+            ci = f" +- {half:.4g}" if not math.isnan(half) else ""
+            lines.append(f"    {m:<24} {mean:.6g}{ci}")
+    lines.append(f"(+- : half-width of the two-sided {level:g} Student-t interval across "
+                 "replications)")
+    return "\n".join(lines)
