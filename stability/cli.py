@@ -203,8 +203,22 @@ def _jsonable(value):
     return value
 
 
+def _lazy(module: str, name: str):
+    """A function of ``module`` imported on first call (sweep and store import this module)."""
+    def call(*args):
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(*args)
+    return call
+
+
 COMMANDS = {
     "simulate": (_add_simulate, _run_simulate, "simulate one run and print its metrics"),
+    "sweep": (_lazy("stability.sweep", "add_arguments"), _lazy("stability.sweep", "run_command"),
+              "run a grid of simulations into a results store (resumable)"),
+    "results": (_lazy("stability.store", "add_arguments"),
+                _lazy("stability.store", "run_command"),
+                "export or summarise a results store"),
 }
 
 
