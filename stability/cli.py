@@ -155,6 +155,11 @@ def _add_simulate(parser):
     parser.add_argument("--stream", action="store_true",
                         help="streaming engine: arrivals drawn inside the kernel, memory "
                              "O(active set), for very long runs")
+    parser.add_argument("--replications", type=int, default=1,
+                        help="--stream: independent replications, pooled (exact quantiles)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="--stream: threads running replications side by side "
+                             "(default: one per core)")
     parser.add_argument("--engine", choices=("fast", "reference"), default="fast")
     parser.add_argument("--progress", action="store_true", help="progress bar (--stream)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -174,19 +179,25 @@ def _run_simulate(args) -> int:
     else:
         workload = workload_from_args(args)
         if args.stream:
-            result = stability.simulate_stream(workload, policy, args.memory, args.slots,
-                                               seed=args.seed, warmup=args.warmup,
-                                               progress=args.progress)
+            result = stability.simulate_streams(
+                workload, policy, args.memory, args.slots, seed=args.seed,
+                replications=args.replications, workers=args.workers, warmup=args.warmup,
+                progress=args.progress)
         else:
             result = stability.simulate(workload.generate(args.slots, args.seed), policy,
                                         args.memory, horizon=args.slots, seed=args.seed,
                                         engine=args.engine, warmup=args.warmup)
+    if not args.stream and args.replications != 1:
+        raise CliError("--replications needs --stream")
     metrics = result.metrics()
     if args.json:
         info = dict(vars(result.info))
         print(json.dumps({"run": info, "metrics": _jsonable(metrics.to_dict())}, indent=2))
     else:
-        print(f"policy {result.info.policy}, M = {result.info.memory}, seed {result.info.seed}")
+        print(f"policy {result.info.policy}, M = {result.info.memory}, seed {result.info.seed}, "
+              f"engine {result.info.engine}")
+        if getattr(result, "interrupted", False):
+            print("interrupted: the metrics cover the slots simulated before Ctrl-C")
         print(metrics.table())
     return 0
 
