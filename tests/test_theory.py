@@ -1,0 +1,422 @@
+"""Exact checks of stability.theory: published constants, closed forms, FFT tail, tuner.
+
+Statistical comparisons with the simulator live in test_theory_vs_simulation.py.
+"""
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import stability as s
+from proofs_check.brute import enumerated_pmf, panjer_pmf
+from stability.theory import (
+    Budget,
+    DemandModel,
+    PerClassBudget,
+    alg1_condition,
+    alg1_peak_demand,
+    chernoff_rate,
+    critical_rate,
+    demand_mean,
+    demand_variance,
+    exact_tail,
+    lindley_mean_queue,
+    mean_memory_time,
+    necessary_condition,
+    overflow_bound,
+    per_slot_overflow,
+    queue_drift,
+)
+from stability.theory.report import analyze, budget_from_args
+from stability.theory.tuning import best_budget, budget_window, predicted_overflow, tune_budget
+
+M = 16492
+PAPER_W = (410, 1220, 2430)
+
+
+# ---------------------------------------------------------------------------------------
+# Section 4.1: the paper's published constants
+
+
+def test_section_4_1_memory_times_peak_and_critical_rate():
+    w = s.Workload.paper_4_1(5.0)
+    assert [mean_memory_time(c) for c in w.classes] == list(PAPER_W)
+    assert alg1_peak_demand(w, PerClassBudget((4, 4, 4))) == 16240 <= M
+    # lambda* = 16492 / 4060 = 4.0621 per class (three classes at equal rates)
+    per_class = critical_rate(w, M) / 3
+    assert per_class == pytest.approx(16492 / 4060, rel=1e-15)
+    assert round(per_class, 4) == 4.0621
+
+
+def test_section_4_1_overload_violates_prop_3_2_and_alg1_queues_grow_by_3():
+    over = s.Workload.paper_4_1(5.0)
+    nec = necessary_condition(over, M)
+    assert nec.load == 5 * sum(PAPER_W) == 20300 and not nec.holds
+    cond = alg1_condition(over, PerClassBudget((4, 4, 4)), M)
+    assert cond.inequality_2 and not cond.budgets_exceed_rates and not cond.stable
+    assert queue_drift(over, PerClassBudget((4, 4, 4))) == 3.0
+    under = s.Workload.paper_4_1(3.0)
+    assert necessary_condition(under, M).strict
+    assert alg1_condition(under, PerClassBudget((4, 4, 4)), M).stable
+    assert not alg1_condition(under, PerClassBudget((4, 4, 5)), M).inequality_2  # 16240+2430
+
+
+def test_saturated_alg1_demand_is_deterministic_and_never_exceeds_the_peak():
+    w = s.Workload.paper_4_1(5.0)
+    b = PerClassBudget((4, 4, 4))
+    assert demand_mean(w, b) == 16240 and demand_variance(w, b) == 0
+    assert overflow_bound(w, b, M).per_slot == 0.0
+    tail = exact_tail(w, b, [16239, 16240], unit=1).prob
+    assert tail[0] == pytest.approx(1.0) and tail[1] == 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# Geometric closed forms vs finite sums
+
+
+def _kappa(theta, l, p):
+    return math.exp(theta * (l + 1)) / (1 - (1 - p) * math.exp(theta)) - 1 / p
+
+
+@settings(deadline=None, max_examples=40)
+@given(l=st.integers(1, 3000), p=st.floats(0.005, 0.95))
+def test_geometric_mean_memory_time_is_l_over_p_plus_one_over_p_squared(l, p):
+    c = s.RequestClass(1.0, s.Deterministic(l), s.Geometric(p))
+    k = np.arange(1, int(math.log(1e-300) / math.log1p(-p)) + 2)
+    pmf = np.exp((k - 1) * math.log1p(-p)) * p
+    finite_sum = float(np.sum(pmf * (l * k + k * (k + 1) / 2)))
+    assert mean_memory_time(c) == pytest.approx(l / p + 1 / p**2, rel=1e-12)
+    assert finite_sum == pytest.approx(l / p + 1 / p**2, rel=1e-10)
+
+
+@settings(deadline=None, max_examples=40)
+@given(l=st.integers(1, 500), p=st.floats(0.01, 0.9), frac=st.floats(0.0, 0.99),
+       beta=st.floats(0.1, 20.0))
+def test_kappa_closed_form_equals_series_and_poisson_lambda(l, p, frac, beta):
+    theta = frac * -math.log1p(-p)
+    log_r = math.log1p(-p) + theta  # terms decay like r^j, r = (1 - p) e^theta < 1
+    j = np.arange(1, int(math.log(1e-20) / log_r) + 2)
+    log_q = (j - 1) * math.log1p(-p)
+    series = float(np.sum(np.exp(log_q + theta * (l + j)) - np.exp(log_q)))
+    closed = _kappa(theta, l, p)
+    assert series == pytest.approx(closed, rel=1e-9, abs=1e-12)
+    model = DemandModel(s.Workload.single(1.0, l, s.Geometric(p)), Budget(beta, "poisson"))
+    assert model.log_mgf(theta) == pytest.approx(beta * closed, rel=1e-9, abs=1e-12)
+
+
+def test_poisson_variance_is_beta_kappa_second_derivative():
+    l, p, beta = 10, 0.05, 3.0
+    kappa2 = (l**2 * p**2 + 2 * l * p - p + 2) / p**3
+    w = s.Workload.single(1.0, l, s.Geometric(p))
+    assert demand_variance(w, Budget(beta, "poisson")) == pytest.approx(beta * kappa2, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# The demand U: mean, variance, convexity
+
+
+def _laws():
+    det = st.integers(1, 6).map(s.Deterministic)
+    uni = st.tuples(st.integers(1, 5), st.integers(0, 4)).map(lambda t: s.UniformInt(t[0], t[0] + t[1]))
+    return st.one_of(det, uni)
+
+
+@st.composite
+def small_workloads(draw, max_classes=2):
+    k = draw(st.integers(1, max_classes))
+    return s.Workload(tuple(s.RequestClass(draw(st.floats(0.1, 5.0)), draw(_laws()), draw(_laws()))
+                            for _ in range(k)))
+
+
+@st.composite
+def budgets(draw, laws=("deterministic", "poisson", "two-point"), top=3.0):
+    law = draw(st.sampled_from(laws))
+    if law == "deterministic":
+        return Budget(draw(st.integers(1, int(top))))
+    return Budget(draw(st.floats(0.2, top)), law)
+
+
+@settings(deadline=None, max_examples=60)
+@given(w=small_workloads(), b=budgets())
+def test_mean_demand_is_mean_budget_times_mean_memory_time(w, b):
+    mix = w.rates / w.total_rate
+    expected = b.mean * float(np.dot(mix, [mean_memory_time(c) for c in w.classes]))
+    model = DemandModel(w, b)
+    assert model.dlog_mgf(0.0) == pytest.approx(expected, rel=1e-12)
+    assert demand_mean(w, b) == pytest.approx(expected, rel=1e-12)
+    var = demand_variance(w, b)
+    h = 1e-4 / math.sqrt(max(var, 1.0))
+    assert (model.dlog_mgf(h) - model.dlog_mgf(0.0)) / h == pytest.approx(var, rel=1e-3, abs=1e-9)
+
+
+@settings(deadline=None, max_examples=40)
+@given(w=small_workloads(), b=budgets())
+def test_lambda_is_convex_and_the_rate_increasing_and_convex(w, b):
+    model = DemandModel(w, b)
+    grid = np.linspace(0.0, 2.0, 31)
+    lam = np.array([model.log_mgf(t) for t in grid])
+    assert np.all(lam[2:] - 2 * lam[1:-1] + lam[:-2] >= -1e-9 * (1 + np.abs(lam[1:-1])))
+    mean, sd = demand_mean(w, b), math.sqrt(demand_variance(w, b))
+    top = min(model.max_value - 0.5, mean + 10 * sd)
+    levels = np.linspace(mean, top, 15)
+    rates = np.array([chernoff_rate(model, x).rate for x in levels])
+    assert rates[0] == pytest.approx(0.0, abs=1e-9)
+    assert np.all(np.diff(rates) >= -1e-9)
+    assert np.all(np.diff(rates, 2) >= -1e-6 * (1 + rates[2:]))
+
+
+def test_large_slack_slope_tends_to_minus_log_one_minus_p():
+    p = 0.05
+    model = DemandModel(s.Workload.single(1.0, 10, s.Geometric(p)), Budget(3.0, "poisson"))
+    slope = (chernoff_rate(model, 2e8).rate - chernoff_rate(model, 1e8).rate) / 1e8
+    assert slope == pytest.approx(-math.log1p(-p), rel=0.01)
+    assert slope < -math.log1p(-p)
+
+
+# ---------------------------------------------------------------------------------------
+# Exact FFT tail
+
+
+def _tail_from_pmf(pmf):
+    return np.concatenate([np.cumsum(pmf[::-1])[::-1][1:], [0.0]])
+
+
+TINY = [
+    (s.Workload.single(1.0, s.UniformInt(1, 2), s.UniformInt(1, 3)), Budget(2)),
+    (s.Workload.single(1.0, s.UniformInt(1, 3), s.Deterministic(3)), Budget(1.5, "two-point")),
+    (s.Workload((s.RequestClass(1.0, s.UniformInt(2, 3), s.Deterministic(2)),
+                 s.RequestClass(2.0, s.Deterministic(1), s.UniformInt(1, 3)))), Budget(1)),
+    (s.Workload((s.RequestClass(1.0, s.UniformInt(2, 3), s.Deterministic(2)),
+                 s.RequestClass(2.0, s.Deterministic(1), s.UniformInt(1, 3)))),
+     Budget(1.4, "two-point")),
+]
+
+
+@pytest.mark.parametrize("case", range(len(TINY)))
+def test_fft_tail_matches_brute_force_enumeration(case):
+    w, b = TINY[case]
+    d = enumerated_pmf(w, b)
+    pmf = np.zeros(max(d) + 1)
+    for u, pr in d.items():
+        pmf[u] = pr
+    ref = _tail_from_pmf(pmf)
+    got = exact_tail(w, b, np.arange(pmf.size), unit=1)
+    pos = ref > 0
+    np.testing.assert_allclose(got.prob[pos], ref[pos], rtol=1e-7)
+    assert np.all(got.prob[~pos] == 0)
+
+
+@settings(deadline=None, max_examples=25)
+@given(w=small_workloads(), beta=st.floats(0.2, 3.0))
+def test_fft_tail_matches_panjer_recursion_for_poisson_budgets(w, beta):
+    b = Budget(beta, "poisson")
+    pmf = panjer_pmf(w, b, 600)
+    ref = _tail_from_pmf(pmf)[:120]
+    got = exact_tail(w, b, np.arange(120), unit=1).prob
+    keep = ref > 1e-200
+    np.testing.assert_allclose(got[keep], ref[keep], rtol=1e-6)
+
+
+@settings(deadline=None, max_examples=40)
+@given(w=small_workloads(), b=budgets(), z=st.lists(st.floats(0.0, 15.0), min_size=1, max_size=4))
+def test_chernoff_bound_dominates_the_exact_tail(w, b, z):
+    mean, sd = demand_mean(w, b), math.sqrt(demand_variance(w, b))
+    levels = np.unique(np.round(mean + sd * np.array(z)).astype(int))
+    exact = exact_tail(w, b, levels, unit=1).prob
+    model = DemandModel(w, b)
+    bound = np.array([math.exp(-chernoff_rate(model, x).rate) for x in levels])
+    assert np.all(exact <= bound * (1 + 1e-9))
+
+
+def test_coarse_lattice_brackets_the_exact_tail():
+    w = s.Workload.single(1.0, s.UniformInt(100, 400), s.UniformInt(1, 80))
+    b = Budget(3)
+    mean, sd = demand_mean(w, b), math.sqrt(demand_variance(w, b))
+    levels = np.round(mean + sd * np.array([0.0, 1.0, 3.0, 6.0])).astype(int)
+    exact = exact_tail(w, b, levels, unit=1).prob
+    coarse = exact_tail(w, b, levels, unit=7, bracket=True)
+    assert coarse.unit == 7 and coarse.prob_lower is not None
+    assert np.all(coarse.prob_lower <= exact * (1 + 1e-9))
+    assert np.all(exact <= coarse.prob * (1 + 1e-9))
+    assert np.all(coarse.prob_lower < coarse.prob)
+
+
+def test_geometric_decode_truncation_is_bounded_and_tail_matches_panjer():
+    w = s.Workload.single(1.0, s.UniformInt(1, 3), s.Geometric(0.4))
+    b = Budget(1.2, "poisson")
+    got = exact_tail(w, b, np.arange(0, 80, 5), unit=1)
+    assert 0 < got.truncation_bound < 1e-15 and any("truncated" in n for n in got.notes)
+    # Panjer on the same law with decode cut where (1-p)^a < 1e-18 (a bounded stand-in)
+    cut = s.Workload.single(1.0, s.UniformInt(1, 3), s.Geometric(0.4, max=90))
+    ref = _tail_from_pmf(panjer_pmf(cut, b, 400))[np.arange(0, 80, 5)]
+    np.testing.assert_allclose(got.prob, ref, rtol=1e-6)
+
+
+def test_tail_is_zero_beyond_the_largest_demand():
+    w = s.Workload.single(1.0, s.Deterministic(2), s.UniformInt(1, 3))
+    b = Budget(2)
+    top = DemandModel(w, b).max_value  # 2 * (3 + 4 + 5)
+    assert top == 24
+    got = exact_tail(w, b, [23, 24, 30], unit=1).prob
+    # U = 24 needs all six activations to be alive at their age: P(o=3)^2 P(o>=2)^2 * 1
+    assert got[0] == pytest.approx((1 / 3) ** 2 * (2 / 3) ** 2, rel=1e-9)
+    assert got[1] == 0 and got[2] == 0
+
+
+def test_fft_tail_at_the_paper_capacity_is_fast():
+    w = s.Workload.paper_4_1(4.0)
+    per_slot_overflow(w, Budget(10), M)  # compile
+    t0 = time.perf_counter()
+    for b in (Budget(10), Budget(10.5, "poisson"), Budget(10.5, "two-point")):
+        r = per_slot_overflow(w, b, M)
+        assert r.unit == 1 and 0 < r.prob[0] < 1
+    assert time.perf_counter() - t0 < 10.0
+
+
+@pytest.mark.slow
+def test_fft_tail_at_a_million_tokens_with_azure_lengths_is_fast():
+    conv = s.Workload.single(3.0, s.LogNormal.fit(1155, 1020, 14050), s.LogNormal.fit(211, 129, 1000))
+    per_slot_overflow(conv, Budget(3), 10**6)  # compile
+    t0 = time.perf_counter()
+    r = per_slot_overflow(conv, Budget(3), 10**6)
+    bound = overflow_bound(conv, Budget(3), 10**6).per_slot
+    assert 0 < r.prob[0] < bound
+    assert time.perf_counter() - t0 < 30.0
+
+
+# ---------------------------------------------------------------------------------------
+# Lindley queue
+
+
+def test_lindley_mean_with_unit_budget_is_pollaczek_khinchine():
+    for lam in (0.1, 0.5, 0.9, 0.99):
+        # Q' = max(Q + N - 1, 0), N ~ Poisson(lambda): E[Q] = lambda^2 / (2 (1 - lambda))
+        assert lindley_mean_queue(lam, Budget(1)).mean_queue == pytest.approx(
+            lam**2 / (2 * (1 - lam)), rel=1e-8)
+
+
+@pytest.mark.parametrize("lam,b", [(3.0, 4), (9.0, 10), (3.9, 4)])
+def test_lindley_fft_equals_spitzer_series(lam, b):
+    fft = lindley_mean_queue(lam, Budget(b)).mean_queue
+    series = lindley_mean_queue(lam, Budget(b), method="series").mean_queue
+    assert fft == pytest.approx(series, rel=1e-9)
+
+
+def test_lindley_mean_is_infinite_at_or_above_the_budget_and_zero_without_arrivals():
+    assert math.isinf(lindley_mean_queue(4.0, Budget(4)).mean_queue)
+    assert lindley_mean_queue(0.0, Budget(4)).mean_queue == 0.0
+    # a more variable budget queues more at the same mean
+    det = lindley_mean_queue(3.0, Budget(4)).mean_queue
+    two = lindley_mean_queue(3.0, Budget(4.0, "two-point")).mean_queue
+    poi = lindley_mean_queue(3.0, Budget(4.0, "poisson")).mean_queue
+    assert det == pytest.approx(two) and det < poi
+
+
+# ---------------------------------------------------------------------------------------
+# Budget window and tuner
+
+
+def test_budget_window_is_nonempty_iff_prop_3_2_holds_strictly():
+    for rate in (3.0, 4.0, 4.1, 5.0):
+        w = s.Workload.paper_4_1(rate)
+        win = budget_window(w, M)
+        assert win.low == pytest.approx(3 * rate)
+        assert win.high == pytest.approx(3 * 16492 / 4060)
+        assert win.nonempty == necessary_condition(w, M).strict
+
+
+@pytest.mark.parametrize("law", ["deterministic", "poisson", "two-point"])
+def test_tuned_budget_meets_the_target_and_one_step_more_does_not(law):
+    w = s.Workload.paper_4_1(3.0)
+    t = tune_budget(w, M, 1e-6, law, "chernoff", resolution=1e-3)
+    step = 1.0 if law == "deterministic" else 1e-3
+    assert t.overflow <= 1e-6 < predicted_overflow(w, Budget(t.budget + step, law), M)
+    assert t.stable and t.mean_latency > t.mean_delay > 0
+
+
+def test_tuned_budget_grows_with_the_target_and_the_capacity():
+    w = s.Workload.paper_4_1(3.0)
+    by_target = [tune_budget(w, M, t, "poisson").budget for t in (1e-9, 1e-6, 1e-3, 0.1)]
+    by_memory = [tune_budget(w, m, 1e-6, "poisson").budget for m in (12000, 16492, 20000)]
+    assert by_target == sorted(by_target) and by_target[0] < by_target[-1]
+    assert by_memory == sorted(by_memory) and by_memory[0] < by_memory[-1]
+    # exact tail is below the Chernoff bound, so the exact tuner allows at least as much
+    assert tune_budget(w, M, 1e-6, "poisson", "exact").budget >= by_target[1]
+
+
+def test_best_budget_minimises_predicted_latency_among_feasible_laws():
+    res = best_budget(s.Workload.paper_4_1(3.0), M, 1e-6)
+    feasible = [c for c in res.candidates if c.stable]
+    assert res.best is not None and res.best.mean_latency == min(c.mean_latency for c in feasible)
+    none = best_budget(s.Workload.paper_4_1(4.5), M, 1e-6)  # beyond lambda*: no window
+    assert none.best is None and "lambda" in none.note
+
+
+# ---------------------------------------------------------------------------------------
+# Report and agreement with the workload module
+
+
+def test_analyze_reports_the_paper_numbers_as_text_and_strict_json():
+    rep = analyze(s.Workload.paper_4_1(3.0), M, Budget(10), target_overflow=1e-6)
+    text = rep.to_text()
+    assert "Prop. 3.2" in text and "reconstruction" in text and "4.06207" in text
+    d = json.loads(json.dumps(rep.to_dict(), allow_nan=False))
+    assert d["demand"]["mean"] == pytest.approx(10 * 4060 / 3)
+    assert d["exact"]["prob"] < d["chernoff"]["per_slot"]
+    assert d["queue"]["mean_queue"] == pytest.approx(lindley_mean_queue(9.0, Budget(10)).mean_queue)
+    assert d["tuning"]["best"]["law"] in ("deterministic", "poisson", "two-point")
+
+
+def test_analyze_accepts_policy_objects_by_duck_typing():
+    w = s.Workload.paper_4_1(3.0)
+    a = analyze(w, M, s.FlowControl(10), exact=False).to_dict()
+    b = analyze(w, M, Budget(10), exact=False).to_dict()
+    assert a == b
+    c = analyze(w, M, s.ClassBudgets((4, 4, 4)), exact=False).to_dict()
+    assert c["queue"]["kind"] == "per-class" and c["queue"]["peak"] == 16240
+
+
+def test_workload_methods_agree_with_the_theory():
+    classes = [s.RequestClass(1.0, s.UniformInt(3, 9), s.Geometric(0.1)),
+               s.RequestClass(2.0, s.Geometric(0.3, max=40), s.UniformInt(1, 50)),
+               s.RequestClass(0.5, s.LogNormal.fit(100, 80, 500), s.Deterministic(7))]
+    w = s.Workload(tuple(classes))
+    for c in classes:
+        assert c.mean_memory_time() == pytest.approx(mean_memory_time(c), rel=1e-12)
+    assert w.mean_kv_load() == pytest.approx(necessary_condition(w, 10**6).load, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# Bad input: one clear error naming the field, the value and what is allowed
+
+
+BAD = [
+    (lambda: Budget(2.5), "integer"),
+    (lambda: Budget(3, "uniform"), "law='uniform'"),
+    (lambda: Budget(-1.0, "poisson"), "budget must be a finite number >= 0"),
+    (lambda: PerClassBudget(()), "budgets"),
+    (lambda: DemandModel(s.Workload.paper_4_1(1.0), PerClassBudget((1, 2))), "3 classes"),
+    (lambda: DemandModel(s.Workload.paper_4_1(1.0), "lots"), "budget='lots'"),
+    (lambda: overflow_bound(s.Workload.paper_4_1(1.0), 3, 0), "memory must be an integer >= 1"),
+    (lambda: exact_tail(s.Workload.paper_4_1(1.0), 3, [-5]), "levels must be integers >= 0"),
+    (lambda: tune_budget(s.Workload.paper_4_1(1.0), M, 1.5), "target_overflow"),
+    (lambda: tune_budget(s.Workload.paper_4_1(1.0), M, 1e-6, method="magic"), "method='magic'"),
+    (lambda: tune_budget(s.Workload.paper_4_1(1.0), M, 1e-6, law="gamma"), "law='gamma'"),
+    (lambda: lindley_mean_queue(-1.0, Budget(2)), "arrival_rate"),
+    (lambda: analyze(s.Workload.paper_4_1(1.0), M, "unthrottled"), "unthrottled"),
+    (lambda: budget_from_args("4,4", "poisson"), "--budget='4,4'"),
+    (lambda: budget_from_args("x", "deterministic"), "--budget='x'"),
+    (lambda: budget_from_args("4", "weird"), "--budget-law='weird'"),
+]
+
+
+@pytest.mark.parametrize("call,message", BAD, ids=[m for _, m in BAD])
+def test_bad_input_raises_one_clear_value_error(call, message):
+    with pytest.raises(ValueError) as err:
+        call()
+    assert message in str(err.value) and "\n" not in str(err.value)
