@@ -230,6 +230,10 @@ COMMANDS = {
     "results": (_lazy("stability.store", "add_arguments"),
                 _lazy("stability.store", "run_command"),
                 "export or summarise a results store"),
+    "analyze": (_lazy("stability.theory.report", "add_arguments"),
+                _lazy("stability.theory.report", "cli_analyze"),
+                "theory of DESIGN 3 for a workload: Prop. 3.2, overflow bound, exact tail, "
+                "queue, budget tuner"),
 }
 
 

@@ -31,7 +31,7 @@ from stability.theory.symbolic import BUDGET_LAWS
 from stability.theory.tuning import METHODS, best_budget, budget_window
 from stability.workload import Workload
 
-__all__ = ["AnalysisReport", "analyze", "add_analyze_arguments", "cli_analyze",
+__all__ = ["AnalysisReport", "analyze", "add_arguments", "add_analyze_arguments", "cli_analyze",
            "budget_from_args"]
 
 
@@ -144,9 +144,10 @@ class AnalysisReport:
             q = self.queue
             if q is not None:
                 if q["kind"] == "flow-control":
+                    status = ("" if q["stable"] else
+                              f"  (UNSTABLE: lambda >= E[B], drift {q['drift']:.4g} per slot)")
                     add(f"  Lindley queue: E[Q] = {q['mean_queue']:.6g}, mean delay = "
-                        f"{q['mean_delay']:.6g} slots" + ("" if q["stable"] else
-                        f"  (UNSTABLE: grows by {q['drift']:.4g} per slot)"))
+                        f"{q['mean_delay']:.6g} slots{status}")
                 else:
                     add(f"  inequality (2): sum_k b_k w_k = {q['peak']:.6g} "
                         f"{'<=' if q['inequality_2'] else '>'} M; b_k > lambda_k for all k: "
@@ -266,6 +267,14 @@ def _exact_dict(workload, budget, memory) -> dict:
 
 # ---------------------------------------------------------------------------------------
 # Command line: ``stability analyze`` (the subcommand is registered in stability.cli).
+
+
+def add_arguments(parser) -> None:
+    """All flags of ``stability analyze``: the shared workload flags and its own."""
+    from stability.cli import add_workload_arguments
+
+    add_workload_arguments(parser)
+    add_analyze_arguments(parser)
 
 
 def add_analyze_arguments(parser) -> None:
