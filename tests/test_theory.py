@@ -420,3 +420,18 @@ def test_bad_input_raises_one_clear_value_error(call, message):
     with pytest.raises(ValueError) as err:
         call()
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_cli_analyze_prints_the_report_and_reports_bad_input_in_one_line(capsys):
+    from stability.cli import main
+
+    assert main(["analyze", "--memory", "16492", "--rate", "3", "--budget", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "Prop. 3.2" in out and "Lindley queue" in out and "reconstruction" in out
+    assert main(["analyze", "--memory", "16492", "--rate", "5", "--budget", "4,4,4",
+                 "--budget-law", "per-class", "--json", "--no-exact"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["queue"]["peak"] == 16240 and d["queue"]["drift"] == 3.0
+    assert main(["analyze", "--memory", "16492", "--budget", "2.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "budget" in err and "integer" in err
