@@ -109,6 +109,16 @@ def test_kappa_closed_form_equals_series_and_poisson_lambda(l, p, frac, beta):
     assert model.log_mgf(theta) == pytest.approx(beta * closed, rel=1e-9, abs=1e-12)
 
 
+def test_kappa_of_a_class_matches_the_closed_form_and_the_finite_sum():
+    from stability.theory import kappa, kappa_geometric
+
+    geo = s.RequestClass(1.0, s.Deterministic(10), s.Geometric(0.05))
+    assert kappa(geo, 0.03) == pytest.approx(kappa_geometric(0.03, 10, 0.05), rel=1e-12)
+    det = s.RequestClass(1.0, s.Deterministic(10), s.Deterministic(20))
+    assert kappa(det, 0.01) == pytest.approx(sum(math.expm1(0.01 * (10 + j)) for j in range(1, 21)),
+                                             rel=1e-13)
+
+
 def test_poisson_variance_is_beta_kappa_second_derivative():
     l, p, beta = 10, 0.05, 3.0
     kappa2 = (l**2 * p**2 + 2 * l * p - p + 2) / p**3

@@ -33,8 +33,12 @@ from stability.theory.moments import (
 from stability.theory.overflow import (
     chernoff_rate,
     compound_poisson_prediction,
+    kappa,
+    kappa_geometric,
     overflow_bound,
 )
+from stability.theory.report import AnalysisReport, analyze
+from stability.theory.tuning import best_budget, budget_window, tune_budget
 
 __all__ = [
     "Budget", "PerClassBudget", "UNTHROTTLED", "DemandModel",
@@ -42,5 +46,6 @@ __all__ = [
     "necessary_condition", "queue_drift",
     "exact_tail", "per_slot_overflow",
     "demand_mean", "demand_variance", "mean_memory_time", "mean_memory_time_mix",
-    "chernoff_rate", "compound_poisson_prediction", "overflow_bound",
+    "chernoff_rate", "compound_poisson_prediction", "kappa", "kappa_geometric", "overflow_bound",
+    "AnalysisReport", "analyze", "best_budget", "budget_window", "tune_budget",
 ]

@@ -12,7 +12,7 @@ and, with phi_a(theta) = E[e^{theta X(a)}] and G the budget's generating functio
 :class:`DemandModel` holds U as tables (prompt pmf, P(o > a) per age, one row per class,
 one block per independent stream of activations) and evaluates Lambda and Lambda' in log
 space.  It can also hold U on a coarser lattice of ``unit`` tokens, each contribution
-rounded up (``rounding="up"``: ceil(l/h) + ceil((a+1)/h) >= (l+a+1)/h, so h U_up >= U) or
+rounded up (``rounding="up"``: ceil((l+a+1)/h) >= (l+a+1)/h, so h U_up >= U) or
 down (a lower bracket); :mod:`exact_tail` uses that.
 
 Unbounded geometric decode lengths: ages with P(o > a) >= 1e-16 are tabulated; the rest

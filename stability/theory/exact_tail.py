@@ -18,12 +18,14 @@ Accuracy.  The FFT sees U modulo N (aliasing) and has absolute round-off ~1e-16,
 plain inversion cannot resolve tails far below 1e-13.  Each pass therefore inverts the
 *exponentially tilted* law, P_eta(U = k) = P(U = k) e^{eta k - Lambda(eta)}, with eta the
 Chernoff maximiser at the smallest level it serves, and untilts, which gives relative
-accuracy deep in the tail.  N is chosen so that the aliased mass is below e^-37 relative
-(Chernoff bound on the wrapped tail: I(m + N) - eta N >= I(m) + 37), or so that it
-holds all of U when U is bounded.  Negative round-off is clipped to 0.
+accuracy deep in the tail (a pass serves the levels whose tilted tail is >= 1e-9, so the
+relative error is ~1e-7 at worst; against enumeration it is ~1e-11 to 1e-7).  The window
+of N lattice points each pass reads, and N itself, are chosen from Chernoff bounds so that
+wrapped mass from above and below is below e^-37 relative (:func:`_window`), or so that the
+window holds all of U when U is bounded.  Negative round-off is clipped to 0.
 
 Coarsening.  Large cases (M ~ 10^6 tokens) use a lattice of h tokens: every contribution
-is rounded *up*, ceil(l / h) + ceil((a + 1) / h) (so h U_up >= U and the reported tail is
+is rounded *up*, ceil((l + a + 1) / h) (so h U_up >= U and the reported tail is
 an upper bound), and, when ``bracket`` is set, also down (a lower bound).
 
 Unbounded geometric decode lengths are truncated at the first age where the tilted mass of
@@ -401,7 +403,7 @@ def exact_tail(workload: Workload, budget, levels, unit: int | None = None,
     logp, sizes, tilts, trunc = results["up"]
     if unit > 1:
         notes.append(f"lattice of h={unit} tokens; contributions rounded up "
-                     "(ceil(l/h) + ceil((a+1)/h)), so prob is an upper bound on P(U > m)")
+                     "(ceil((l+a+1)/h)), so prob is an upper bound on P(U > m)")
     if trunc > 0:
         notes.append(f"unbounded geometric decode: ages truncated, dropped tilted mass <= {trunc:.1e}")
     lower = None

@@ -20,13 +20,15 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import sympy as sp
 from scipy.optimize import brentq
 
-from stability.theory.budget import UNTHROTTLED, as_budget
+from stability.theory import symbolic as sym
+from stability.theory.budget import UNTHROTTLED, Budget, as_budget
 from stability.theory.demand import DemandModel
-from stability.workload import Workload
+from stability.workload import RequestClass, Workload
 
-__all__ = ["chernoff_rate", "chernoff_lower_rate", "RateResult", "OverflowBound", "overflow_bound",
+__all__ = ["kappa", "kappa_geometric", "chernoff_rate", "chernoff_lower_rate", "RateResult", "OverflowBound", "overflow_bound",
            "compound_poisson_prediction", "RECONSTRUCTION_NOTE"]
 
 RECONSTRUCTION_NOTE = (
@@ -34,6 +36,20 @@ RECONSTRUCTION_NOTE = (
     "Rigorous for deterministic budgets b >= actual activations until the first overflow; "
     "otherwise a prediction from the saturated, eviction-free relaxation."
 )
+
+
+kappa_geometric = sp.lambdify((sym.theta, sym.l, sym.p), sym.kappa_geometric, "math")
+"""kappa(theta) = e^{theta(l+1)} / (1 - (1-p) e^theta) - 1/p (lambdified from :mod:`symbolic`);
+valid for theta < -ln(1-p)."""
+
+
+def kappa(request_class: RequestClass, theta: float) -> float:
+    """kappa(theta) = E[sum_{j=1..o} (e^{theta(l+j)} - 1)] for any class (DESIGN 3).
+
+    Poisson(beta) budgets have Lambda = beta kappa; computed as Lambda / beta of a Poisson(1)
+    stream of this class (exact finite sum over ages, closed-form geometric tail).
+    """
+    return DemandModel(Workload((request_class,)), Budget(1.0, "poisson")).log_mgf(theta)
 
 
 @dataclass(frozen=True)
