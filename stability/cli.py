@@ -234,6 +234,9 @@ COMMANDS = {
                 _lazy("stability.theory.report", "cli_analyze"),
                 "theory of DESIGN 3 for a workload: Prop. 3.2, overflow bound, exact tail, "
                 "queue, budget tuner"),
+    "reproduce": (_lazy("stability.reproduce", "add_arguments"),
+                  _lazy("stability.reproduce", "run_command"),
+                  "run every experiment, draw every figure, write VERIFICATION.md"),
 }
 
 

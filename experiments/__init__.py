@@ -1,0 +1,9 @@
+"""Experiments of the reproduction, one module per experiment (see ``experiments.run``).
+
+Each module has ``NAME``, ``TITLE``, ``FIGURE`` (its script in ``paper_figures``),
+``compute(ctx) -> results`` (runs simulations and theory, writes ``<cache>/<NAME>.json``)
+and ``verify(results) -> [Check]`` (rows of VERIFICATION.md, from the results alone).
+"""
+
+EXPERIMENTS = ("section41", "boundary", "baselines", "overflow", "budget", "traces")
+"""Experiment names in the order they run and appear in the report."""
