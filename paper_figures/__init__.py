@@ -1,0 +1,5 @@
+"""One script per figure (``figN_name.py`` with ``main(cache, output)``), plotting from the
+cached results of ``stability reproduce``; ``style`` holds the shared look."""
+
+FIGURES = ("fig1_section41", "fig2_boundary", "fig3_baselines", "fig4_overflow", "fig5_budget",
+           "fig6_traces")

@@ -1,0 +1,155 @@
+"""Shared figure style: Agg backend, one look, helpers for theory lines and simulated points.
+
+Conventions (STYLE.md): axes labelled with units; log scales where values span decades;
+theory drawn as lines, simulation as points with 95% Student-t error bars.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from experiments.common import read_results  # noqa: E402
+
+plt.rcParams.update({
+    "font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 7.5,
+    "xtick.labelsize": 8, "ytick.labelsize": 8, "axes.grid": True, "grid.alpha": 0.3,
+    "grid.linewidth": 0.5, "axes.spines.top": False, "axes.spines.right": False,
+    "lines.linewidth": 1.3, "errorbar.capsize": 2.5, "legend.frameon": False,
+    "savefig.bbox": "tight", "pdf.fonttype": 42,
+})
+
+PNG_DPI = 100
+THEORY = "#444444"
+LIMIT = "#b22222"
+
+
+def policy_color(label: str) -> str:
+    """One color per policy family (same in every figure)."""
+    table = [("Alg. 1", "#7b3294"), ("tuned", "#1f78b4"), ("window", "#33a0c8"),
+             ("FlowControl", "#08306b"), ("watermark", "#b15928"), ("Greedy", "#ff7f00"),
+             ("Conservative", "#33a02c")]
+    for key, color in table:
+        if key in label:
+            return color
+    return "#666666"
+
+
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
+def results_dir(cache=None) -> Path:
+    """The cache directory to plot from: the given one, else the richest mode present."""
+    if cache is not None:
+        return Path(cache)
+    from experiments.run import default_output
+
+    root = default_output() / "cache"
+    for mode in ("full", "quick", "smoke"):
+        if (root / mode).is_dir():
+            return root / mode
+    raise FileNotFoundError(f"no results under {root}; run `stability reproduce --quick` first")
+
+
+def load(cache, name: str) -> dict:
+    results = read_results(results_dir(cache), name)
+    if results is None:
+        raise FileNotFoundError(f"no results for {name!r} in {results_dir(cache)}; run "
+                                f"`stability reproduce --only {name}` first")
+    return results
+
+
+def output_dir(output=None) -> Path:
+    if output is not None:
+        return Path(output)
+    from experiments.run import default_output
+
+    return default_output()
+
+
+def save(fig, output, name: str) -> list:
+    """Write ``name``.png and ``name``.pdf; returns the paths."""
+    out = output_dir(output)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.png", out / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=PNG_DPI)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths
+
+
+def interval_arrays(intervals: list) -> tuple:
+    """(mean, lower error, upper error) arrays from interval dicts (nan-safe)."""
+    mean = np.array([np.nan if i["mean"] is None else i["mean"] for i in intervals], float)
+    low = np.array([np.nan if i["low"] is None else i["low"] for i in intervals], float)
+    high = np.array([np.nan if i["high"] is None else i["high"] for i in intervals], float)
+    low = np.where(np.isnan(low), mean, low)
+    high = np.where(np.isnan(high), mean, high)
+    return mean, np.clip(mean - low, 0, None), np.clip(high - mean, 0, None)
+
+
+def sim_points(ax, x, intervals, label=None, color=None, marker="o", log=False, offset=0.0,
+               **kwargs):
+    """Simulated means with their 95% intervals as error bars.
+
+    With ``log``, non-positive means are dropped and error bars are clipped at 1% of the
+    mean (a lower end at or below 0 cannot be drawn on a log axis).
+    """
+    x = np.asarray(x, float) + offset
+    mean, lo, hi = interval_arrays(intervals)
+    keep = ~np.isnan(mean)
+    if log:
+        keep &= mean > 0
+        lo = np.minimum(lo, 0.99 * mean)
+    ax.errorbar(x[keep], mean[keep], yerr=[lo[keep], hi[keep]], fmt=marker, ms=4, color=color,
+                label=label, elinewidth=0.9, linestyle="none", **kwargs)
+
+
+def theory_line(ax, x, y, label=None, color=THEORY, ls="-", **kwargs):
+    y = np.asarray(y, dtype=float)
+    y = np.where(np.isfinite(y), y, np.nan)
+    ax.plot(x, y, ls, color=color, label=label, **kwargs)
+
+
+def vline(ax, x, label=None, color=LIMIT, ls=":", **kwargs):
+    ax.axvline(x, color=color, ls=ls, lw=1.1, label=label, **kwargs)
+
+
+def hline(ax, y, label=None, color=LIMIT, ls=":", **kwargs):
+    ax.axhline(y, color=color, ls=ls, lw=1.1, label=label, **kwargs)
+
+
+def caption(fig, text: str) -> None:
+    """A small note under the figure (budget and interval statement)."""
+    fig.text(0.01, -0.005, text, fontsize=7, color="#555555", ha="left", va="top", wrap=True)
+
+
+def mode_note(results: dict) -> str:
+    mode = results.get("mode", "?")
+    return (f"mode: {mode}; error bars: 95% Student-t intervals over replications; "
+            f"stability {results.get('versions', {}).get('stability', '?')}")
+
+
+def finite(values) -> list:
+    return [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
+def cli(main, description: str) -> None:
+    """``python -m paper_figures.figN_... [--cache DIR] [--output DIR]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cache", default=None,
+                        help="results directory (default: paper_figures/output/cache/<richest "
+                             "mode present>)")
+    parser.add_argument("--output", default=None, help="figure directory (default "
+                                                       "paper_figures/output)")
+    args = parser.parse_args()
+    for path in main(args.cache, args.output):
+        print(path)
