@@ -18,10 +18,26 @@ from stability.workload import (
 
 __version__ = "0.1.0"
 
-from stability.policies import ClassBudgets, Conservative, FlowControl, Greedy, Policy  # noqa: E402
+from stability.policies import (  # noqa: E402
+    MCSF,
+    AMax,
+    AMin,
+    ClassBudgets,
+    Conservative,
+    FlowControl,
+    Greedy,
+    MCBenchmark,
+    Policy,
+)
+from stability.predictions import Predictions  # noqa: E402
 from stability.simulate import simulate, simulate_stream, simulate_streams  # noqa: E402
 
 __all__ = [
+    "AMax",
+    "AMin",
+    "MCBenchmark",
+    "MCSF",
+    "Predictions",
     "ClassBudgets",
     "Conservative",
     "FlowControl",

@@ -31,7 +31,15 @@ from numba import njit
 
 from stability import _rng
 from stability._generate import fill_requests
-from stability.policies import POLICY_CLASSES, POLICY_CONSERVATIVE, POLICY_FLOW, POLICY_GREEDY
+from stability.policies import (
+    ESTIMATE_POINT,
+    ORDER_SHORTEST,
+    POLICY_CLASSES,
+    POLICY_CONSERVATIVE,
+    POLICY_FLOW,
+    POLICY_GREEDY,
+    POLICY_MEMORY_CHECKED,
+)
 
 # request states
 FREE, WAITING, ACTIVE, DONE = 0, 1, 2, 3
@@ -66,7 +74,8 @@ SER_N = 25
 ARRIVED = 26
 REJECTED = 27
 PENDING_N = 28  # stream: arrivals drawn for slot NEXT_ARRIVAL, waiting in ``scratch``
-NUM_SCALARS = 29
+SUM_RES = 29  # Conservative / A_max: sum over S of the reservations l + bound
+NUM_SCALARS = 30
 
 # why ``advance`` returned
 DONE_OK = 0  # reached t_stop, or every request completed
@@ -125,6 +134,79 @@ def _account(sc, fsc, series, s0, s1, kv0, inc, queue, active, warmup, high):
         sc[A_MAX] = active
 
 
+@njit(cache=True, nogil=True)
+def estimate(mode, g, point, lower, upper):
+    """Estimated total length of a request with g tokens so far (``_MemoryChecked``)."""
+    if mode == ESTIMATE_POINT:
+        return max(point, g + 1)
+    e = lower  # doubling: lower, 2 lower, 4 lower, ... until it exceeds g, capped at upper
+    while e <= g and e < upper:
+        e *= 2
+    return max(min(e, upper), g + 1)
+
+
+@njit(cache=True, nogil=True)
+def memory_checked_choice(t, memory, order, mode, members_l, members_u, members_e, count,
+                          waiting, waiting_n, r_prompt, r_point, r_lower, r_upper, rank_key,
+                          out):
+    """The longest prefix of ``waiting`` (in the policy's order) that keeps the projected
+    memory <= M at every predicted completion slot (``_MemoryChecked``); written to ``out``.
+
+    members_* hold (l, u, e) of the active requests in their first ``count`` entries and
+    have room for the admitted ones.  m(tau) = sum_{e_r >= tau} (l_r + tau - u_r + 1) is
+    kept at every checkpoint tau = e_r and updated in O(count) per candidate.
+    """
+    key = np.empty(waiting_n, np.int64)
+    for j in range(waiting_n):
+        key[j] = rank_key[j]
+    by_rank = np.argsort(key, kind="mergesort")
+    if order == ORDER_SHORTEST:
+        first = np.empty(waiting_n, np.int64)
+        for j in range(waiting_n):
+            idx = waiting[by_rank[j]]
+            first[j] = estimate(mode, 0, r_point[idx], r_lower[idx], r_upper[idx]) \
+                if r_point.size else 1
+        ranked = by_rank[np.argsort(first, kind="mergesort")]
+    else:
+        ranked = by_rank
+    level = np.empty(members_l.size, np.int64)  # m at each member's completion slot
+    for a in range(count):
+        total = 0
+        for b in range(count):
+            if members_e[b] >= members_e[a]:
+                total += members_l[b] + members_e[a] - members_u[b] + 1
+        level[a] = total
+        if total > memory:
+            return 0  # the active set alone is projected to overflow: admit nothing
+    taken = 0
+    for j in range(waiting_n):
+        idx = waiting[ranked[j]]
+        l = r_prompt[idx]
+        e = t + estimate(mode, 0, r_point[idx], r_lower[idx], r_upper[idx]) - 1
+        ok = True
+        for a in range(count):
+            if members_e[a] <= e and level[a] + l + members_e[a] - t + 1 > memory:
+                ok = False
+                break
+        own = l + e - t + 1
+        for b in range(count):
+            if members_e[b] >= e:
+                own += members_l[b] + e - members_u[b] + 1
+        if not ok or own > memory:
+            break
+        for a in range(count):
+            if members_e[a] <= e:
+                level[a] += l + members_e[a] - t + 1
+        members_l[count] = l
+        members_u[count] = t
+        members_e[count] = e
+        level[count] = own
+        count += 1
+        out[taken] = idx
+        taken += 1
+    return taken
+
+
 def room_needed(sc, memory, burst):
     """Entries each structure must hold so that slot sc[T] cannot overflow it.
 
@@ -141,9 +223,9 @@ def room_needed(sc, memory, burst):
 @njit(cache=True, nogil=True)
 def advance(streaming, t_stop, until_done, nreq, order, burst,
             r_arrival, r_prompt, r_decode, r_group, r_rank, r_start, r_first, r_completion,
-            r_evictions, r_state,
+            r_evictions, r_state, r_point, r_lower, r_upper,
             total_rate, class_cdf, law_offset, law_data, rng, scratch,
-            pcode, pints, pfloats, bkey, memory, warmup,
+            pcode, pints, pfloats, bkey, memory, evict_to, warmup,
             sc, fsc, heap_key, heap_idx, stack_idx, stack_stamp, dq, dq_head, dq_len,
             free_list, series, lat_hist, ttft_hist, class_acc):
     """Simulate slots sc[T] .. t_stop - 1 (DESIGN 1.2); returns DONE_OK, NEED_ROOM or BURST.
@@ -164,7 +246,17 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
     high = (19 * memory) // 20
     half = memory // 2 + 1
     per_class = pcode == POLICY_CLASSES
+    checked = pcode == POLICY_MEMORY_CHECKED
     quota = np.zeros(groups, np.int64)
+    # memory-checked admission: scratch for the active set (<= M/2) plus the admitted
+    # (<= the queue), the queue and the choice
+    members_l = np.empty(dq.shape[1] + half + 1 if checked else 1, np.int64)
+    members_u = np.empty(members_l.size, np.int64)
+    members_e = np.empty(members_l.size, np.int64)
+    w_idx = np.empty(dq.shape[1] if checked else 1, np.int64)
+    w_key = np.empty(w_idx.size, np.int64)
+    choice = np.empty(w_idx.size, np.int64)
+    use_bound = pcode == POLICY_CONSERVATIVE and pints[1] == 1
     a0, a1, a2, a3 = rng[0], rng[1], rng[2], rng[3]
     l0, l1, l2, l3 = rng[4], rng[5], rng[6], rng[7]
     status = DONE_OK
@@ -247,11 +339,33 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
             for g in range(groups):
                 quota[g] = min(pints[g], dq_len[g]) if g < pints.size else 0
                 candidates += quota[g]
+        elif checked and dq_len[0] > 0:
+            count = 0  # the active set with its projected completion slots
+            for j in range(sc[STACK_N]):
+                idx = stack_idx[j]
+                if r_state[idx] == ACTIVE and r_start[idx] == stack_stamp[j]:
+                    members_l[count] = r_prompt[idx]
+                    members_u[count] = r_start[idx]
+                    members_e[count] = r_start[idx] - 1 + estimate(
+                        pints[1], t - r_start[idx], r_point[idx], r_lower[idx], r_upper[idx])
+                    count += 1
+            for j in range(dq_len[0]):
+                idx = dq[0, (dq_head[0] + j) & mask]
+                w_idx[j] = idx
+                w_key[j] = r_rank[idx] if streaming else r_arrival[idx] * nreq + idx
+            candidates = memory_checked_choice(
+                t, memory, pints[0], pints[1], members_l, members_u, members_e, count, w_idx,
+                dq_len[0], r_prompt, r_point, r_lower, r_upper, w_key, choice)
         max_decode = pints[0]
-        reserved = sc[SUM_L] + sc[N_ACT] * max_decode
+        reserved = sc[SUM_RES]
         admitted = 0
         while True:
-            if per_class:
+            if checked:
+                if admitted == candidates:
+                    break
+                g = 0
+                idx = choice[admitted]
+            elif per_class:
                 g = -1
                 best = 0
                 for h in range(groups):
@@ -267,18 +381,23 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
                 g = 0
                 if dq_len[0] == 0 or (pcode == POLICY_FLOW and admitted >= candidates):
                     break
-            idx = dq[g, dq_head[g]]
+            if not checked:
+                idx = dq[g, dq_head[g]]
             prompt = r_prompt[idx]
+            bound = r_upper[idx] if use_bound else max_decode
             if pcode == POLICY_GREEDY:
                 fits = demand + prompt + 1 <= pints[0]
             elif pcode == POLICY_CONSERVATIVE:
-                fits = reserved + prompt + max_decode <= memory
+                fits = reserved + prompt + bound <= memory
+            elif checked:
+                fits = True  # chosen by memory_checked_choice
             else:
                 fits = demand + prompt + 1 <= memory
             if not fits:
                 break
-            dq_head[g] = (dq_head[g] + 1) & mask
-            dq_len[g] -= 1
+            if not checked:  # checked choices leave the queue below, all at once
+                dq_head[g] = (dq_head[g] + 1) & mask
+                dq_len[g] -= 1
             sc[WAITING_N] -= 1
             if per_class:
                 quota[g] -= 1
@@ -289,7 +408,8 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
             sc[SUM_L] += prompt
             sc[SUM_U] += t
             demand += prompt + 1
-            reserved += prompt + max_decode
+            reserved += prompt + bound
+            sc[SUM_RES] += prompt + bound
             admitted += 1
             stack_idx[sc[STACK_N]] = idx
             stack_stamp[sc[STACK_N]] = t
@@ -308,6 +428,14 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
                 i = parent
             heap_key[i] = key
             heap_idx[i] = idx
+        if checked and admitted > 0:  # drop the admitted from the queue, keeping its order
+            kept = 0
+            for j in range(dq_len[0]):
+                idx = dq[0, (dq_head[0] + j) & mask]
+                if r_state[idx] == WAITING:
+                    dq[0, (dq_head[0] + kept) & mask] = idx
+                    kept += 1
+            dq_len[0] = kept
         overflow = False
         if pcode == POLICY_FLOW or per_class:
             # the candidates that did not fit bounce without ever leaving the queue
@@ -317,7 +445,7 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
         # ---- 4. overflow check, LIFO eviction
         if demand > memory:
             overflow = True
-            while demand > memory:
+            while demand > evict_to:
                 sc[STACK_N] -= 1
                 idx = stack_idx[sc[STACK_N]]
                 if r_state[idx] != ACTIVE or r_start[idx] != stack_stamp[sc[STACK_N]]:
@@ -327,6 +455,8 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
                 sc[N_ACT] -= 1
                 sc[SUM_L] -= r_prompt[idx]
                 sc[SUM_U] -= r_start[idx]
+                if pcode == POLICY_CONSERVATIVE:
+                    sc[SUM_RES] -= r_prompt[idx] + (r_upper[idx] if use_bound else max_decode)
                 if done > 0:
                     sc[EVICTIONS] += 1
                     r_evictions[idx] += 1
@@ -379,6 +509,8 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
             sc[N_ACT] -= 1
             sc[SUM_L] -= r_prompt[idx]
             sc[SUM_U] -= r_start[idx]
+            if pcode == POLICY_CONSERVATIVE:
+                sc[SUM_RES] -= r_prompt[idx] + (r_upper[idx] if use_bound else max_decode)
             sc[COMPLETED] += 1
             if streaming:
                 r_state[idx] = FREE
@@ -426,10 +558,14 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
             quiet = True
         else:
             head = r_prompt[dq[0, dq_head[0]]]
+            head_idx = dq[0, dq_head[0]]
             if pcode == POLICY_GREEDY:
                 quiet = sc[SUM_L] + n * (t + 1) - sc[SUM_U] + head + 1 > pints[0]
+            elif pcode == POLICY_CONSERVATIVE:
+                quiet = sc[SUM_RES] + head + (r_upper[head_idx] if use_bound else max_decode) \
+                    > memory
             else:
-                quiet = sc[SUM_L] + n * max_decode + head + max_decode > memory
+                quiet = False  # memory-checked admission is re-evaluated every slot
         if not quiet:
             continue
         stop = t_stop

@@ -13,7 +13,18 @@ import sys
 
 import numpy as np
 
-from stability.policies import ClassBudgets, Conservative, FlowControl, Greedy, Policy
+from stability.policies import (
+    MCSF,
+    AMax,
+    AMin,
+    ClassBudgets,
+    Conservative,
+    FlowControl,
+    Greedy,
+    MCBenchmark,
+    Policy,
+)
+from stability.predictions import Predictions
 from stability.workload import (
     Deterministic,
     Geometric,
@@ -24,7 +35,7 @@ from stability.workload import (
 )
 
 WORKLOADS = ("paper-4.1", "synthetic", "azure-conv", "azure-code")
-POLICIES = ("flow", "classes", "greedy", "conservative")
+POLICIES = ("flow", "classes", "greedy", "conservative", "mcsf", "mc-benchmark", "amax", "amin")
 
 
 class CliError(ValueError):
@@ -118,8 +129,29 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
                    default=None, help="FlowControl budget law (default: deterministic for an "
                                       "integer budget, two-point otherwise)")
     g.add_argument("--budgets", default="4,4,4", help="ClassBudgets b_k, comma separated")
-    g.add_argument("--watermark", type=float, default=0.0, help="Greedy watermark in [0, 1)")
+    g.add_argument("--watermark", type=float, default=0.0,
+                   help="Greedy watermark alpha in [0, 1) (alpha-protection)")
+    g.add_argument("--clearing", type=float, default=0.0,
+                   help="Greedy beta-clearing: on overflow evict down to (1 - beta) M")
+    g.add_argument("--predictions", default="exact",
+                   help="length predictions for mcsf, mc-benchmark, amax, amin: exact, "
+                        "noisy:SIGMA (lognormal factor) or interval:WIDTH")
     g.add_argument("--max-decode", type=int, default=None, help="Conservative reservation")
+
+
+def parse_predictions(text: str) -> Predictions:
+    """``exact``, ``noisy:SIGMA`` or ``interval:WIDTH``."""
+    kind, _, value = text.partition(":")
+    try:
+        if kind == "exact" and not value:
+            return Predictions()
+        if kind == "noisy" and value:
+            return Predictions.noisy(float(value))
+        if kind == "interval" and value:
+            return Predictions.interval(float(value))
+    except ValueError as err:
+        raise CliError(f"--predictions {text!r}: {err}") from None
+    raise CliError(f"--predictions {text!r} must be exact, noisy:SIGMA or interval:WIDTH")
 
 
 def policy_from_args(args) -> Policy:
@@ -138,7 +170,11 @@ def policy_from_args(args) -> Policy:
             raise CliError(f"--budgets {args.budgets!r} must be comma-separated integers") from None
         return ClassBudgets(budgets)
     if args.policy == "greedy":
-        return Greedy(args.watermark)
+        return Greedy(args.watermark, clearing=args.clearing)
+    if args.policy in ("mcsf", "mc-benchmark", "amax", "amin"):
+        predictions = parse_predictions(args.predictions)
+        return {"mcsf": MCSF, "mc-benchmark": MCBenchmark, "amax": AMax,
+                "amin": AMin}[args.policy](predictions)
     if args.max_decode is None:
         raise CliError("--policy conservative needs --max-decode")
     return Conservative(args.max_decode)

@@ -14,13 +14,18 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["FlowControl", "ClassBudgets", "Greedy", "Conservative", "Policy", "BUDGET_LAWS"]
+__all__ = ["FlowControl", "ClassBudgets", "Greedy", "Conservative", "MCSF", "MCBenchmark",
+           "AMax", "AMin", "Policy", "BUDGET_LAWS"]
 
 # Codes shared with the kernels.
 POLICY_FLOW = 0
 POLICY_CLASSES = 1
 POLICY_GREEDY = 2
 POLICY_CONSERVATIVE = 3
+POLICY_MEMORY_CHECKED = 4  # MC-SF, MC-Benchmark, A_min
+
+ORDER_SHORTEST, ORDER_FCFS = 0, 1
+ESTIMATE_POINT, ESTIMATE_DOUBLING = 0, 1
 
 BUDGET_DETERMINISTIC = 0
 BUDGET_POISSON = 1
@@ -34,6 +39,8 @@ class EncodedPolicy(NamedTuple):
     int_params: np.ndarray  # int64
     float_params: np.ndarray  # float64
     groups_by_class: bool  # one FIFO queue per class (True) or one global queue
+    evict_to: int  # after an overflow, evict LIFO until R <= evict_to (M unless clearing)
+    predictions: object = None  # a Predictions model for length-aware policies
 
 
 class Policy:
@@ -41,6 +48,10 @@ class Policy:
 
     def encode(self, memory: int, num_classes: int) -> EncodedPolicy:
         raise NotImplementedError
+
+    @property
+    def uses_predictions(self) -> bool:
+        return getattr(self, "predictions", None) is not None
 
     def describe(self) -> str:
         return repr(self)
@@ -91,7 +102,7 @@ class FlowControl(Policy):
         law = BUDGET_LAWS[self.law]
         b = int(self.budget) if law == BUDGET_DETERMINISTIC else 0
         ints = np.array([law, min(b, 2**62)], np.int64)
-        return EncodedPolicy(POLICY_FLOW, ints, np.array([float(self.budget)]), False)
+        return EncodedPolicy(POLICY_FLOW, ints, np.array([float(self.budget)]), False, memory)
 
 
 @dataclass(frozen=True)
@@ -119,32 +130,41 @@ class ClassBudgets(Policy):
                 f"budgets has {len(self.budgets)} entries but the requests have {num_classes} "
                 "classes; give one budget per class"
             )
-        return EncodedPolicy(POLICY_CLASSES, np.array(self.budgets, np.int64), np.zeros(1), True)
+        return EncodedPolicy(POLICY_CLASSES, np.array(self.budgets, np.int64), np.zeros(1), True,
+                             memory)
 
 
 @dataclass(frozen=True)
 class Greedy(Policy):
     """vLLM-style FCFS: admit the head while R + l_head + 1 <= (1 - watermark) M.
 
-    Stops at the first head that does not fit (no skipping).  With a watermark alpha
-    this is Jaillet et al.'s alpha-protection.
+    Stops at the first head that does not fit (no skipping).  With a watermark alpha this
+    is Jaillet et al.'s alpha-protection; with ``clearing`` beta an overflow evicts LIFO
+    until R <= (1 - beta) M (their beta-clearing) instead of until R <= M.
     """
 
     watermark: float = 0.0
+    clearing: float = 0.0
 
     def __post_init__(self):
-        w = self.watermark
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (0.0 <= w < 1.0):
-            raise ValueError(f"watermark must be a number in [0, 1), got {w!r}")
-        object.__setattr__(self, "watermark", float(w))
+        for name in ("watermark", "clearing"):
+            w = getattr(self, name)
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not (0.0 <= w < 1.0):
+                raise ValueError(f"{name} must be a number in [0, 1), got {w!r}")
+            object.__setattr__(self, name, float(w))
 
     def admission_cap(self, memory: int) -> int:
         """floor((1 - watermark) M), computed exactly from the decimal watermark."""
-        return math.floor((1 - Fraction(repr(self.watermark))) * memory)
+        return _fraction_of(memory, self.watermark)
 
     def encode(self, memory, num_classes):
         return EncodedPolicy(POLICY_GREEDY, np.array([self.admission_cap(memory)], np.int64),
-                             np.zeros(1), False)
+                             np.zeros(1), False, _fraction_of(memory, self.clearing))
+
+
+def _fraction_of(memory: int, share: float) -> int:
+    """floor((1 - share) M) with the decimal ``share`` taken exactly (0.1 is 1/10)."""
+    return math.floor((1 - Fraction(repr(share))) * memory)
 
 
 @dataclass(frozen=True)
@@ -163,5 +183,95 @@ class Conservative(Policy):
         object.__setattr__(self, "max_decode", int(d))
 
     def encode(self, memory, num_classes):
-        return EncodedPolicy(POLICY_CONSERVATIVE, np.array([self.max_decode], np.int64),
-                             np.zeros(1), False)
+        return EncodedPolicy(POLICY_CONSERVATIVE, np.array([self.max_decode, 0], np.int64),
+                             np.zeros(1), False, memory)
+
+
+def _check_predictions(predictions):
+    from stability.predictions import Predictions
+
+    if not isinstance(predictions, Predictions):
+        raise ValueError(f"predictions must be a stability.Predictions, got {predictions!r}")
+
+
+@dataclass(frozen=True)
+class AMax(Policy):
+    """A_max with interval predictions: reserve the upper bound, admit FCFS while
+    sum over S and the head of (l + upper) <= M (Chen et al. 2508.14544).
+
+    Never evicts when every interval contains the true length.
+    """
+
+    predictions: object = None
+
+    def __post_init__(self):
+        if self.predictions is None:
+            from stability.predictions import Predictions
+
+            object.__setattr__(self, "predictions", Predictions())
+        _check_predictions(self.predictions)
+
+    def encode(self, memory, num_classes):
+        return EncodedPolicy(POLICY_CONSERVATIVE, np.array([0, 1], np.int64), np.zeros(1),
+                             False, memory, self.predictions)
+
+
+class _MemoryChecked(Policy):
+    """Admission with a projected-memory check over future predicted completions.
+
+    Each slot t, the waiting requests are taken in the policy's order and the longest
+    prefix is admitted for which the projected memory
+        m(tau) = sum over r in S and the admitted with e_r >= tau of (l_r + tau - u_r + 1)
+    stays <= M at every predicted completion slot tau = e_r (the maxima of m); when the
+    active requests alone are projected to exceed M, nothing is admitted.  A request
+    r started at u_r with g = t - u_r tokens has estimated length est_r and
+    e_r = u_r + est_r - 1; est_r = max(prediction, g + 1) ("point": a request that has
+    outlived its prediction is projected to end now), or, for A_min ("doubling"), the
+    lower bound doubled each time the request outlives it, capped at the upper bound.
+    Overflows (wrong predictions) evict LIFO like every policy here.  Cost per slot is
+    O(|S| + |W| log |W| + admitted x |S|), so these baselines do not skip slots.
+    """
+
+    order = ORDER_SHORTEST
+    estimate = ESTIMATE_POINT
+
+    def __post_init__(self):
+        if self.predictions is None:
+            from stability.predictions import Predictions
+
+            object.__setattr__(self, "predictions", Predictions())
+        _check_predictions(self.predictions)
+
+    def encode(self, memory, num_classes):
+        return EncodedPolicy(POLICY_MEMORY_CHECKED, np.array([self.order, self.estimate],
+                                                             np.int64),
+                             np.zeros(1), False, memory, self.predictions)
+
+
+@dataclass(frozen=True)
+class MCSF(_MemoryChecked):
+    """MC-SF (Jaillet et al. 2502.07115): shortest predicted length first, memory-checked."""
+
+    predictions: object = None
+
+
+@dataclass(frozen=True)
+class MCBenchmark(_MemoryChecked):
+    """MC-Benchmark (Jaillet et al.): the MC-SF feasibility check in FCFS order."""
+
+    predictions: object = None
+    order = ORDER_FCFS
+
+
+@dataclass(frozen=True)
+class AMin(_MemoryChecked):
+    """A_min (Chen et al. 2508.14544) with interval predictions: start from the lower
+    bound, double the estimate whenever a request outlives it (capped at the upper bound),
+    admit shortest estimate first under the projected-memory check, evict LIFO on overflow.
+
+    The doubling rule and the shortest-first order are our choices where the published
+    rule leaves room; ``MCSF`` with exact predictions is the order-by-length alternative.
+    """
+
+    predictions: object = None
+    estimate = ESTIMATE_DOUBLING

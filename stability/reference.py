@@ -14,10 +14,13 @@ import numpy as np
 
 from stability import _rng
 from stability.policies import (
+    ESTIMATE_POINT,
+    ORDER_SHORTEST,
     POLICY_CLASSES,
     POLICY_CONSERVATIVE,
     POLICY_FLOW,
     POLICY_GREEDY,
+    POLICY_MEMORY_CHECKED,
     EncodedPolicy,
 )
 from stability.raw import RawRun, SlotStats
@@ -25,7 +28,7 @@ from stability.raw import RawRun, SlotStats
 
 def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memory: int,
                   horizon: int, budget_key: np.ndarray, warmup: int = 0,
-                  events: list | None = None) -> RawRun:
+                  events: list | None = None, predicted=None) -> RawRun:
     """Simulate slot by slot; ``horizon < 0`` runs until every request completes.
 
     ``events``, when given, receives (slot, kind, request) tuples with kind one of
@@ -60,16 +63,17 @@ def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memo
         # 2. running demand
         demand = sum(int(prompt[i]) + (t - int(start[i])) + 1 for i in active)
         # 3. admission
-        admitted = _admit(policy, t, waiting, active, prompt, memory, budget_key, demand)
+        admitted = _admit(policy, t, waiting, active, start, prompt, memory, budget_key, demand,
+                          predicted)
         for i in admitted:
             log((t, "admit", i))
             start[i] = t
             active.append(i)
             demand += int(prompt[i]) + 1
-        # 4. overflow check, LIFO eviction
+        # 4. overflow check, LIFO eviction (down to M, or (1 - beta) M with beta-clearing)
         if demand > memory:
             overflow_events += 1
-            while demand > memory:
+            while demand > policy.evict_to:
                 i = active.pop()
                 g = t - int(start[i])
                 demand -= int(prompt[i]) + g + 1
@@ -116,9 +120,12 @@ def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memo
     )
 
 
-def _admit(policy, t, waiting, active, prompt, memory, budget_key, demand):
+def _admit(policy, t, waiting, active, start, prompt, memory, budget_key, demand, predicted):
     """The requests the policy activates in slot t, removed from ``waiting``, in order."""
     code, ints = policy.code, policy.int_params
+    if code == POLICY_MEMORY_CHECKED:
+        return _memory_checked(t, waiting[0], active, start, prompt, memory, predicted,
+                               int(ints[0]), int(ints[1]))
     if code == POLICY_FLOW:
         queue = waiting[0]
         if not queue:
@@ -145,11 +152,48 @@ def _admit(policy, t, waiting, active, prompt, memory, budget_key, demand):
             admitted.append(i)
         return admitted
     if code == POLICY_CONSERVATIVE:
-        max_decode = int(ints[0])
-        reserved = sum(int(prompt[i]) + max_decode for i in active)
-        while queue and reserved + int(prompt[queue[0][1]]) + max_decode <= memory:
+        if int(ints[1]):  # A_max: reserve each request's upper bound
+            bound = lambda i: int(predicted.upper[i])  # noqa: E731
+        else:
+            bound = lambda i: int(ints[0])  # noqa: E731
+        reserved = sum(int(prompt[i]) + bound(i) for i in active)
+        while queue and reserved + int(prompt[queue[0][1]]) + bound(queue[0][1]) <= memory:
             i = queue.pop(0)[1]
-            reserved += int(prompt[i]) + max_decode
+            reserved += int(prompt[i]) + bound(i)
             admitted.append(i)
         return admitted
     raise ValueError(f"unknown policy code {code}")
+
+
+def _estimate(mode, g, point, lower, upper):
+    """Estimated total length after g tokens: the prediction (at least g + 1), or for
+    A_min the lower bound doubled until it exceeds g, capped at the upper bound."""
+    if mode == ESTIMATE_POINT:
+        return max(point, g + 1)
+    e = lower
+    while e <= g and e < upper:
+        e = 2 * e
+    return max(min(e, upper), g + 1)
+
+
+def _memory_checked(t, queue, active, start, prompt, memory, predicted, order, mode):
+    """MC-SF / MC-Benchmark / A_min: the longest prefix keeping projected memory <= M."""
+    def est(i, g):
+        return _estimate(mode, g, int(predicted.point[i]), int(predicted.lower[i]),
+                         int(predicted.upper[i]))
+
+    members = [(int(prompt[i]), int(start[i]), int(start[i]) + est(i, t - int(start[i])) - 1)
+               for i in active]
+    candidates = sorted(queue, key=lambda item: (est(item[1], 0), item[0])) \
+        if order == ORDER_SHORTEST else list(queue)
+    admitted = []
+    for item in candidates:
+        i = item[1]
+        trial = members + [(int(prompt[i]), t, t + est(i, 0) - 1)]
+        if any(sum(l + tau - u + 1 for l, u, e in trial if e >= tau) > memory
+               for tau in {e for _, _, e in trial}):
+            break
+        members = trial
+        admitted.append(i)
+        queue.remove(item)
+    return admitted

@@ -15,6 +15,7 @@ from stability import __version__, _kernel
 from stability._generate import draw_next_slot, encode_workload, seed_streams
 from stability.policies import (
     ClassBudgets,
+    AMax,
     Conservative,
     EncodedPolicy,
     FlowControl,
@@ -50,7 +51,7 @@ def _check_policy(policy) -> Policy:
     return policy
 
 
-def _check_progress(requests: Requests, policy: Policy, memory: int) -> None:
+def _check_progress(requests: Requests, policy: Policy, memory: int, predicted=None) -> None:
     """With horizon=None the run must end: every request must eventually be admissible."""
     if len(requests) == 0:
         return
@@ -70,13 +71,32 @@ def _check_progress(requests: Requests, policy: Policy, memory: int) -> None:
             i = int(bad[0])
             raise ValueError(f"horizon=None but request {i} (l={int(requests.prompt[i])}) never "
                              f"fits under the watermark cap {cap}; give a horizon")
-    if isinstance(policy, Conservative):
-        bad = np.flatnonzero(requests.prompt + policy.max_decode > memory)
+        # beta-clearing evicts down to (1 - beta) M: a request holding more than that can be
+        # evicted even when it is the oldest, and may then restart forever
+        clear_to = policy.encode(memory, 1).evict_to
+        bad = np.flatnonzero(requests.prompt + requests.decode > clear_to)
         if bad.size:
             i = int(bad[0])
+            raise ValueError(f"horizon=None but request {i} (l + o = "
+                             f"{int(requests.prompt[i] + requests.decode[i])}) exceeds the "
+                             f"clearing level {clear_to} and may restart forever; give a horizon")
+    if isinstance(policy, (Conservative, AMax)):
+        bound = predicted.upper if isinstance(policy, AMax) else policy.max_decode
+        bad = np.flatnonzero(requests.prompt + bound > memory)
+        if bad.size:
+            i = int(bad[0])
+            what = (f"upper bound {int(predicted.upper[i])}" if isinstance(policy, AMax)
+                    else f"max_decode={policy.max_decode}")
             raise ValueError(f"horizon=None but request {i} (l={int(requests.prompt[i])}) never "
-                             f"fits with max_decode={policy.max_decode} in M={memory}; "
-                             "give a horizon")
+                             f"fits with {what} in M={memory}; give a horizon")
+    if predicted is not None and not isinstance(policy, AMax):
+        first = predicted.point if policy.estimate == 0 else predicted.lower
+        bad = np.flatnonzero(requests.prompt + first > memory)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"horizon=None but request {i} (l={int(requests.prompt[i])}, "
+                             f"estimated length {int(first[i])}) never passes the memory check "
+                             f"in M={memory}; give a horizon")
 
 
 @njit(cache=True, nogil=True)
@@ -104,9 +124,9 @@ def _call(streaming, t_stop, until_done, nreq, order, burst, st) -> None:
             streaming, t_stop, until_done, nreq, order, burst,
             st["r_arrival"], st["r_prompt"], st["r_decode"], st["r_group"], st["r_rank"],
             st["r_start"], st["r_first"], st["r_completion"], st["r_evictions"], st["r_state"],
-            st["total_rate"], st["class_cdf"], st["law_offset"], st["law_data"],
+            st["r_point"], st["r_lower"], st["r_upper"], st["total_rate"], st["class_cdf"], st["law_offset"], st["law_data"],
             st["rng"], st["scratch"], st["pcode"], st["pints"], st["pfloats"], st["bkey"],
-            st["memory"], st["warmup"], st["sc"], st["fsc"], st["heap_key"], st["heap_idx"],
+            st["memory"], st["evict_to"], st["warmup"], st["sc"], st["fsc"], st["heap_key"], st["heap_idx"],
             st["stack_idx"], st["stack_stamp"], st["dq"], st["dq_head"], st["dq_len"],
             st["free_list"], st["series"], st["lat_hist"], st["ttft_hist"], st["class_acc"])
         if status == _kernel.DONE_OK:
@@ -185,13 +205,14 @@ def _max_burst(sorted_arrival):
     return best
 
 
-def _common_state(policy, memory, warmup, groups, budget_key, series_points):
-    enc = policy
+def _common_state(enc: EncodedPolicy, memory, warmup, groups, budget_key, series_points):
     sc = np.zeros(_kernel.NUM_SCALARS, np.int64)
     sc[_kernel.SER_STRIDE] = 1
+    none = np.zeros(0, np.int64)
     return dict(
         pcode=enc.code, pints=enc.int_params, pfloats=enc.float_params, bkey=budget_key,
-        memory=memory, warmup=warmup, sc=sc, fsc=np.zeros(1),
+        memory=memory, evict_to=enc.evict_to, warmup=warmup, sc=sc, fsc=np.zeros(1),
+        r_point=none, r_lower=none, r_upper=none,
         heap_key=np.zeros(1024, np.int64), heap_idx=np.zeros(1024, np.int64),
         stack_idx=np.zeros(1024, np.int64), stack_stamp=np.zeros(1024, np.int64),
         dq=np.zeros((groups, 1024), np.int64), dq_head=np.zeros(groups, np.int64),
@@ -209,8 +230,9 @@ def _stats(sc, fsc) -> SlotStats:
 
 
 def run_fast(requests: Requests, enc: EncodedPolicy, memory: int, horizon: int | None,
-             budget_key: np.ndarray, warmup: int = 0, series_points: int = 100_000) -> RawRun:
-    """The event-driven kernel on a batch of requests."""
+             budget_key: np.ndarray, warmup: int = 0, series_points: int = 100_000,
+             predicted=None) -> RawRun:
+    """The event-driven kernel on a batch of requests (``predicted``: PredictedLengths)."""
     n = len(requests)
     arrays = requests._arrays
     arrival = arrays["arrival"]
@@ -230,6 +252,8 @@ def run_fast(requests: Requests, enc: EncodedPolicy, memory: int, horizon: int |
         r_first=np.full(n, -1, np.int64), r_completion=np.full(n, -1, np.int64),
         r_evictions=np.zeros(n, np.int64), r_state=np.zeros(n, np.int8),
     )
+    if predicted is not None:
+        st.update(r_point=predicted.point, r_lower=predicted.lower, r_upper=predicted.upper)
     until_done = horizon is None
     _call(False, _NO_LIMIT if until_done else horizon, until_done, n, order, burst, st)
     sc = st["sc"]
@@ -280,14 +304,17 @@ def simulate(requests: Requests, policy: Policy, memory: int, horizon: int | Non
     _, _, budget_key = seed_streams(seed)
     requests.check_fits(memory)
     enc = policy.encode(memory, requests.num_classes)
+    predicted = enc.predictions.draw(requests.decode, seed) if enc.predictions else None
     if horizon is None:
-        _check_progress(requests, policy, memory)
+        _check_progress(requests, policy, memory, predicted)
     if engine == "fast":
-        raw = run_fast(requests, enc, memory, horizon, budget_key, warmup, series_points)
+        raw = run_fast(requests, enc, memory, horizon, budget_key, warmup, series_points,
+                       predicted)
     else:
         a = requests._arrays
         raw = run_reference(a["arrival"], a["prompt"], a["decode"], a["class_id"], enc, memory,
-                            -1 if horizon is None else horizon, budget_key, warmup)
+                            -1 if horizon is None else horizon, budget_key, warmup,
+                            predicted=predicted)
     info = RunInfo(policy=repr(policy), memory=memory, seed=int(seed), horizon=horizon,
                    warmup=warmup, engine=engine, version=__version__)
     return SimulationResult(requests=requests, raw=raw, info=info)
@@ -317,6 +344,9 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
     enc_w = encode_workload(workload)
     k = workload.num_classes
     enc = policy.encode(memory, k)
+    if enc.predictions is not None:
+        raise ValueError(f"policy {policy!r} uses predicted lengths, which the streaming "
+                         "engine does not draw; use simulate on workload.generate(...)")
     groups = max(k, len(enc.int_params)) if enc.groups_by_class else 1
     st = _common_state(enc, memory, warmup, groups, budget_key, series_points)
     pool = 1024

@@ -17,7 +17,7 @@ def requests(draw, max_requests=40, max_slot=30, max_prompt=8, max_decode=12, ma
 @st.composite
 def policies(draw, num_classes=3):
     kind = draw(st.sampled_from(["flow", "poisson", "two-point", "classes", "greedy",
-                                 "conservative"]))
+                                 "conservative", "mcsf", "mcb", "amax", "amin"]))
     if kind == "flow":
         return s.FlowControl(draw(st.integers(0, 8)))
     if kind in ("poisson", "two-point"):
@@ -26,8 +26,19 @@ def policies(draw, num_classes=3):
     if kind == "classes":
         return s.ClassBudgets(tuple(draw(st.integers(0, 4)) for _ in range(num_classes)))
     if kind == "greedy":
-        return s.Greedy(draw(st.sampled_from([0.0, 0.1, 0.25, 0.5])))
-    return s.Conservative(draw(st.integers(1, 15)))
+        return s.Greedy(draw(st.sampled_from([0.0, 0.1, 0.25, 0.5])),
+                        clearing=draw(st.sampled_from([0.0, 0.0, 0.2, 0.5])))
+    if kind == "conservative":
+        return s.Conservative(draw(st.integers(1, 15)))
+    if kind in ("mcsf", "mcb"):
+        predictions = draw(st.one_of(st.just(s.Predictions()),
+                                     st.floats(0.05, 1.0).map(s.Predictions.noisy)))
+        return (s.MCSF if kind == "mcsf" else s.MCBenchmark)(predictions)
+    interval = draw(st.floats(0.0, 0.9).map(s.Predictions.interval))
+    return (s.AMax if kind == "amax" else s.AMin)(interval)
+
+
+FIFO_POLICIES = (s.FlowControl, s.ClassBudgets, s.Greedy, s.Conservative, s.AMax, s.MCBenchmark)
 
 
 @st.composite
@@ -64,3 +75,18 @@ def assert_metrics_equal(a, b, rel=1e-9):
             assert (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=rel), key
         else:
             assert x == y, key
+
+
+def runnable_horizon(req, policy, memory, horizon, seed):
+    """``horizon``, or 150 slots when a horizon=None run could never finish."""
+    from stability.simulate import _check_progress
+
+    if horizon is not None:
+        return horizon
+    enc = policy.encode(memory, req.num_classes)
+    predicted = enc.predictions.draw(req.decode, seed) if enc.predictions else None
+    try:
+        _check_progress(req, policy, memory, predicted)
+    except ValueError:
+        return 150
+    return None

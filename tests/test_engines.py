@@ -5,16 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stability as s
-from stability.simulate import _check_progress
-from tests.support import assert_metrics_equal, instances
+from tests.support import assert_metrics_equal, instances, runnable_horizon
 
 
 def both(req, policy, memory, horizon, seed, **kw):
-    if horizon is None:
-        try:
-            _check_progress(req, policy, memory)
-        except ValueError:
-            horizon = 150  # this policy cannot finish every request: give it a horizon
+    horizon = runnable_horizon(req, policy, memory, horizon, seed)
     fast = s.simulate(req, policy, memory, horizon=horizon, seed=seed, **kw)
     ref = s.simulate(req, policy, memory, horizon=horizon, seed=seed, engine="reference", **kw)
     return fast, ref

@@ -11,29 +11,26 @@ import stability as s
 from stability.policies import ClassBudgets
 from stability.reference import run_reference
 from stability._generate import seed_streams
-from stability.simulate import _check_progress
-from tests.support import instances
+from tests.support import FIFO_POLICIES, instances, runnable_horizon
 
 
 def run_with_log(req, policy, memory, horizon, seed):
-    if horizon is None:
-        try:
-            _check_progress(req, policy, memory)
-        except ValueError:
-            horizon = 150
+    horizon = runnable_horizon(req, policy, memory, horizon, seed)
     events = []
     a = req._arrays
-    raw = run_reference(a["arrival"], a["prompt"], a["decode"], a["class_id"],
-                        policy.encode(memory, req.num_classes), memory,
-                        -1 if horizon is None else horizon, seed_streams(seed)[2], 0, events)
+    enc = policy.encode(memory, req.num_classes)
+    predicted = enc.predictions.draw(req.decode, seed) if enc.predictions else None
+    raw = run_reference(a["arrival"], a["prompt"], a["decode"], a["class_id"], enc, memory,
+                        -1 if horizon is None else horizon, seed_streams(seed)[2], 0, events,
+                        predicted=predicted)
     return raw, events, horizon
 
 
 @given(instances())
 def test_memory_never_exceeds_capacity(instance):
     req, policy, memory, horizon, seed = instance
-    fast = s.simulate(req, policy, memory, horizon=horizon if horizon is not None else 150,
-                      seed=seed)
+    fast = s.simulate(req, policy, memory, horizon=runnable_horizon(req, policy, memory, horizon,
+                                                                    seed), seed=seed)
     assert fast.series.stride == 1
     assert (fast.series.kv <= memory).all()
     assert fast.raw.stats.kv_max <= memory
@@ -72,6 +69,7 @@ def test_every_request_is_accounted_for(instance):
 def test_fifo_admission_and_lifo_eviction(instance):
     req, policy, memory, horizon, seed = instance
     raw, events, _ = run_with_log(req, policy, memory, horizon, seed)
+    fifo = isinstance(policy, FIFO_POLICIES)
     by_class = isinstance(policy, ClassBudgets)
     rank = {i: r for r, i in enumerate(np.lexsort((np.arange(len(req)), req.arrival)))}
     group = (lambda i: int(req.class_id[i])) if by_class else (lambda i: 0)
@@ -82,7 +80,8 @@ def test_fifo_admission_and_lifo_eviction(instance):
             waiting.setdefault(group(i), set()).add(i)
         elif kind == "admit":
             # FIFO: the admitted request is the earliest waiting one of its group
-            assert rank[i] == min(rank[j] for j in waiting[group(i)])
+            if fifo:
+                assert rank[i] == min(rank[j] for j in waiting[group(i)])
             waiting[group(i)].remove(i)
             active.append(i)
         elif kind in ("evict", "bounce"):
@@ -98,8 +97,10 @@ def test_fifo_admission_and_lifo_eviction(instance):
 def test_first_starts_follow_arrival_order(instance):
     """FIFO: requests decode for the first time in arrival order (within a class queue)."""
     req, policy, memory, horizon, seed = instance
-    res = s.simulate(req, policy, memory, horizon=horizon if horizon is not None else 150,
-                     seed=seed)
+    if not isinstance(policy, FIFO_POLICIES):
+        return  # shortest-first policies reorder by design
+    res = s.simulate(req, policy, memory, horizon=runnable_horizon(req, policy, memory, horizon,
+                                                                   seed), seed=seed)
     started = res.first_token >= 0
     classes = np.unique(req.class_id) if isinstance(policy, ClassBudgets) else [None]
     for k in classes:
@@ -112,8 +113,8 @@ def test_first_starts_follow_arrival_order(instance):
 @given(instances())
 def test_undisturbed_request_has_latency_exactly_o(instance):
     req, policy, memory, horizon, seed = instance
-    res = s.simulate(req, policy, memory, horizon=horizon if horizon is not None else 150,
-                     seed=seed)
+    res = s.simulate(req, policy, memory, horizon=runnable_horizon(req, policy, memory, horizon,
+                                                                   seed), seed=seed)
     clean = (res.first_token == req.arrival) & (res.evictions == 0) & (res.completion >= 0)
     latency = res.completion - req.arrival + 1
     assert np.array_equal(latency[clean], req.decode[clean])
@@ -127,8 +128,8 @@ def test_undisturbed_request_has_latency_exactly_o(instance):
 def test_token_accounting(instance):
     """Decoded tokens = goodput of completed runs + wasted + tokens of runs still going."""
     req, policy, memory, horizon, seed = instance
-    res = s.simulate(req, policy, memory, horizon=horizon if horizon is not None else 150,
-                     seed=seed)
+    res = s.simulate(req, policy, memory, horizon=runnable_horizon(req, policy, memory, horizon,
+                                                                   seed), seed=seed)
     done = res.completion >= 0
     running = (res.start >= 0) & ~done
     in_flight = int(np.sum(res.slots - res.start[running]))
