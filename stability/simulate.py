@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import njit
 
-from stability import __version__, _kernel
+from stability import _kernel
 from stability._generate import draw_next_slot, encode_workload, seed_streams
 from stability.policies import (
     ClassBudgets,
@@ -22,6 +22,7 @@ from stability.policies import (
     Greedy,
     Policy,
 )
+from stability.provenance import result_version
 from stability.raw import RawRun, SlotStats
 from stability.reference import run_reference
 from stability.result import RunInfo, Series, SimulationResult, StreamResult
@@ -316,7 +317,7 @@ def simulate(requests: Requests, policy: Policy, memory: int, horizon: int | Non
                             -1 if horizon is None else horizon, budget_key, warmup,
                             predicted=predicted)
     info = RunInfo(policy=repr(policy), memory=memory, seed=int(seed), horizon=horizon,
-                   warmup=warmup, engine=engine, version=__version__)
+                   warmup=warmup, engine=engine, version=result_version())
     return SimulationResult(requests=requests, raw=raw, info=info)
 
 
@@ -408,7 +409,7 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
     kk = _kernel
     m = int(sc[kk.SER_N])
     info = RunInfo(policy=repr(policy), memory=memory, seed=int(seed), horizon=slots,
-                   warmup=warmup, engine="stream", version=__version__)
+                   warmup=warmup, engine="stream", version=result_version())
     return StreamResult(
         info=info, slots=int(sc[kk.T]), arrived=int(sc[kk.ARRIVED]),
         rejected=int(sc[kk.REJECTED]), overflow_events=int(sc[kk.OVERFLOWS]),

@@ -390,8 +390,10 @@ def run_task(task: Task) -> dict:
     import stability
     from stability.store import flatten_metrics
 
-    if task.version != stability.__version__:
-        raise RuntimeError(f"this worker runs stability {stability.__version__} but the task "
+    from stability.provenance import result_version
+
+    if task.version != result_version():
+        raise RuntimeError(f"this worker runs stability {result_version()} but the task "
                            f"was made by {task.version}; install the same version everywhere")
     began = time.perf_counter()
     workload = task.workload.build(task.memory)
@@ -463,10 +465,10 @@ class Sweep:
 
     @property
     def version(self) -> str:
-        """The package version that runs (and keys) the tasks."""
-        import stability
+        """The package version and engine fingerprint that run (and key) the tasks."""
+        from stability.provenance import result_version
 
-        return stability.__version__
+        return result_version()
 
     def _check_combinations(self) -> None:
         """Fail now, not hours into the sweep, on a combination that cannot run."""
