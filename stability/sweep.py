@@ -43,7 +43,7 @@ __all__ = ["WorkloadSpec", "PolicySpec", "Sweep", "Task", "SweepReport", "SweepE
            "load_config", "run_task", "run_sweep", "task_seed"]
 
 WORKLOAD_KINDS = ("paper-4.1", "synthetic", "azure-conv", "azure-code")
-POLICY_KINDS = ("flow", "classes", "greedy", "conservative")
+POLICY_KINDS = ("flow", "classes", "greedy", "conservative", "mcsf", "mc-benchmark", "amax", "amin")
 ENGINES = ("batch", "stream")
 _BUDGET_LAWS = ("deterministic", "poisson", "two-point")
 
@@ -238,7 +238,10 @@ class PolicySpec:
     kind "flow": ``budget`` (E[B], activations per slot) and ``law`` ("deterministic",
     needing an integer budget, "poisson" or "two-point"; default deterministic for an
     integer budget, else two-point); "classes": ``budgets`` (b_k, one per class);
-    "greedy": ``watermark`` in [0, 1) (default 0); "conservative": ``max_decode``.
+    "greedy": ``watermark`` in [0, 1) (default 0) and ``clearing`` in [0, 1) (beta-clearing,
+    default 0); "conservative": ``max_decode``; the length-aware "mcsf", "mc-benchmark",
+    "amax" and "amin": ``predictions`` ("exact", "noisy:SIGMA" or "interval:WIDTH";
+    default exact, interval:0.5 for amax and amin).
     """
 
     kind: str
@@ -247,9 +250,13 @@ class PolicySpec:
     budgets: tuple | None = None
     watermark: float | None = None
     max_decode: int | None = None
+    clearing: float | None = None
+    predictions: str | None = None
 
-    _FIELDS = {"flow": ("budget", "law"), "classes": ("budgets",), "greedy": ("watermark",),
-               "conservative": ("max_decode",)}
+    _FIELDS = {"flow": ("budget", "law"), "classes": ("budgets",),
+               "greedy": ("watermark", "clearing"), "conservative": ("max_decode",),
+               "mcsf": ("predictions",), "mc-benchmark": ("predictions",),
+               "amax": ("predictions",), "amin": ("predictions",)}
 
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
@@ -257,7 +264,8 @@ class PolicySpec:
         if self.kind not in POLICY_KINDS:
             raise ValueError(f"kind: unknown policy {self.kind!r}; expected "
                              f"{', '.join(POLICY_KINDS)}")
-        for name in ("budget", "law", "budgets", "watermark", "max_decode"):
+        for name in ("budget", "law", "budgets", "watermark", "max_decode", "clearing",
+                     "predictions"):
             if getattr(self, name) is not None and name not in self._FIELDS[self.kind]:
                 raise ValueError(f"{name}: a {self.kind} policy takes only "
                                  f"{', '.join(self._FIELDS[self.kind])}")
@@ -285,6 +293,21 @@ class PolicySpec:
             if not (not isinstance(w, bool) and isinstance(w, (int, float)) and 0 <= w < 1):
                 raise ValueError(f"watermark: must be a number in [0, 1), got {w!r}")
             set_("watermark", float(w))
+            if self.clearing is not None:
+                c = self.clearing
+                if not (not isinstance(c, bool) and isinstance(c, (int, float)) and 0 <= c < 1):
+                    raise ValueError(f"clearing: must be a number in [0, 1), got {c!r}")
+                set_("clearing", float(c))
+        elif self.kind in ("mcsf", "mc-benchmark", "amax", "amin"):
+            default = "interval:0.5" if self.kind in ("amax", "amin") else "exact"
+            text = _text("predictions", self.predictions or default)
+            from stability.cli import parse_predictions
+
+            try:
+                parse_predictions(text)
+            except ValueError as err:
+                raise ValueError(f"predictions: {err}") from None
+            set_("predictions", text)
         else:
             if self.max_decode is None:
                 raise ValueError("max_decode: missing")
@@ -296,7 +319,7 @@ class PolicySpec:
         if not isinstance(table, dict):
             raise ValueError(f"{path}: must be a table, got {table!r}")
         _check_keys(path, table, ("kind", "budget", "law", "budgets", "watermark",
-                                  "max_decode"), ("kind",))
+                                  "max_decode", "clearing", "predictions"), ("kind",))
         try:
             return cls(**table)
         except ValueError as err:
@@ -313,15 +336,21 @@ class PolicySpec:
 
     def build(self):
         """The policy object of :mod:`stability.policies`."""
-        from stability.policies import ClassBudgets, Conservative, FlowControl, Greedy
+        from stability import policies
 
         if self.kind == "flow":
-            return FlowControl(self.budget, law=self.law)
+            return policies.FlowControl(self.budget, law=self.law)
         if self.kind == "classes":
-            return ClassBudgets(self.budgets)
+            return policies.ClassBudgets(self.budgets)
         if self.kind == "greedy":
-            return Greedy(self.watermark)
-        return Conservative(self.max_decode)
+            return policies.Greedy(self.watermark, clearing=self.clearing or 0.0)
+        if self.kind == "conservative":
+            return policies.Conservative(self.max_decode)
+        from stability.cli import parse_predictions
+
+        cls = {"mcsf": policies.MCSF, "mc-benchmark": policies.MCBenchmark,
+               "amax": policies.AMax, "amin": policies.AMin}[self.kind]
+        return cls(parse_predictions(self.predictions))
 
 
 # ------------------------------------------------------------------------------ tasks
