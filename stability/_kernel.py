@@ -75,7 +75,8 @@ ARRIVED = 26
 REJECTED = 27
 PENDING_N = 28  # stream: arrivals drawn for slot NEXT_ARRIVAL, waiting in ``scratch``
 SUM_RES = 29  # Conservative / A_max: sum over S of the reservations l + bound
-NUM_SCALARS = 30
+OVERFLOW_MEASURED = 30  # overflow events in slots t >= warmup
+NUM_SCALARS = 31
 
 # why ``advance`` returned
 DONE_OK = 0  # reached t_stop, or every request completed
@@ -472,6 +473,8 @@ def advance(streaming, t_stop, until_done, nreq, order, burst,
                 sc[WAITING_N] += 1
         if overflow:
             sc[OVERFLOWS] += 1
+            if t >= warmup:
+                sc[OVERFLOW_MEASURED] += 1
         n = sc[N_ACT]
         _account(sc, fsc, series, t, t + 1, demand, 0, sc[WAITING_N], n, warmup, high)
         # ---- 5. decode; this slot's surviving admissions (top of the stack) decode first

@@ -89,6 +89,7 @@ class Metrics:
     kv_max: float
     kv_share_above_95: float
     overflow_events: int
+    overflow_rate: float  # overflow events per measured slot
     evictions: int
     bounces: int
     wasted_tokens: int
@@ -123,6 +124,7 @@ class Metrics:
              f"{self.kv_max:.4f}; {self.kv_share_above_95:.4g}"),
             ("overflow events / evictions / bounces",
              f"{self.overflow_events} / {self.evictions} / {self.bounces}"),
+            ("overflow rate [events per measured slot]", f"{self.overflow_rate:.4g}"),
             ("wasted tokens; restart rate", f"{self.wasted_tokens}; {self.restart_rate:.4g}"),
             ("queue mean / max", f"{self.queue_mean:.4g} / {self.queue_max}"),
             ("active mean / max", f"{self.active_mean:.4g} / {self.active_max}"),
@@ -142,7 +144,7 @@ def slot_metrics(stats: SlotStats, memory: int) -> dict:
         nan = math.nan
         return dict(kv_mean=nan, kv_std=nan, kv_cv=nan, kv_max=nan, kv_share_above_95=nan,
                     queue_mean=nan, queue_max=0, active_mean=nan, active_max=0,
-                    decode_throughput=nan)
+                    decode_throughput=nan, overflow_rate=nan)
     mean = stats.kv_sum / m
     var = max(stats.kv_sq_sum / m - mean * mean, 0.0)
     std = math.sqrt(var)
@@ -157,4 +159,5 @@ def slot_metrics(stats: SlotStats, memory: int) -> dict:
         active_mean=stats.active_sum / m,
         active_max=stats.active_max,
         decode_throughput=stats.active_sum / m,  # every active request decodes one token
+        overflow_rate=stats.overflow_slots / m,
     )

@@ -23,6 +23,7 @@ class SlotStats:
     kv_sq_sum: float
     kv_max: int
     kv_high_slots: int  # slots with kv > 0.95 M
+    overflow_slots: int  # overflow events (DESIGN 1.2 step 4)
     queue_sum: int
     queue_max: int
     active_sum: int
@@ -34,16 +35,17 @@ class SlotStats:
         return (19 * memory) // 20
 
     @classmethod
-    def from_series(cls, kv, queue, active, memory, warmup=0) -> "SlotStats":
+    def from_series(cls, kv, queue, active, overflow, memory, warmup=0) -> "SlotStats":
         kv, queue, active = kv[warmup:], queue[warmup:], active[warmup:]
         if kv.size == 0:
-            return cls(0, 0, 0.0, 0, 0, 0, 0, 0, 0)
+            return cls(0, 0, 0.0, 0, 0, 0, 0, 0, 0, 0)
         return cls(
             measured_slots=int(kv.size),
             kv_sum=int(kv.sum()),
             kv_sq_sum=float(np.sum(kv.astype(float) ** 2)),
             kv_max=int(kv.max()),
             kv_high_slots=int(np.count_nonzero(kv > cls.high_threshold(memory))),
+            overflow_slots=int(np.count_nonzero(overflow[warmup:])),
             queue_sum=int(queue.sum()),
             queue_max=int(queue.max()),
             active_sum=int(active.sum()),

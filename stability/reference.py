@@ -49,7 +49,7 @@ def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memo
     completion = np.full(n, -1, np.int64)
     evictions = np.zeros(n, np.int64)
     overflow_events = evictions_total = bounces = wasted = decoded = completed = 0
-    kv_series, queue_series, active_series = [], [], []
+    kv_series, queue_series, active_series, overflow_series = [], [], [], []
 
     def group(i):
         return int(class_id[i]) if per_class else 0
@@ -71,7 +71,8 @@ def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memo
             active.append(i)
             demand += int(prompt[i]) + 1
         # 4. overflow check, LIFO eviction (down to M, or (1 - beta) M with beta-clearing)
-        if demand > memory:
+        overflowed = demand > memory
+        if overflowed:
             overflow_events += 1
             while demand > policy.evict_to:
                 i = active.pop()
@@ -87,6 +88,7 @@ def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memo
                     log((t, "bounce", i))
                 start[i] = -1
                 bisect.insort(waiting[group(i)], (rank[i], i))
+        overflow_series.append(overflowed)
         kv_series.append(demand)
         queue_series.append(sum(len(w) for w in waiting))
         active_series.append(len(active))
@@ -115,7 +117,8 @@ def run_reference(arrival, prompt, decode, class_id, policy: EncodedPolicy, memo
         overflow_events=overflow_events, evictions_total=evictions_total, bounces=bounces,
         wasted_tokens=wasted, decoded_tokens=decoded, completed=completed, slots=t,
         waiting_at_end=sum(len(w) for w in waiting), active_at_end=len(active),
-        stats=SlotStats.from_series(kv, queue, act, memory, warmup),
+        stats=SlotStats.from_series(kv, queue, act, np.array(overflow_series, bool), memory,
+                                    warmup),
         series_stride=1, series_kv=kv, series_queue=queue, series_active=act,
     )
 

@@ -171,6 +171,7 @@ class StreamResult:
             kv_sq_sum=float(sum(r.stats.kv_sq_sum for r in results)),
             kv_max=max(r.stats.kv_max for r in results),
             kv_high_slots=sum(r.stats.kv_high_slots for r in results),
+            overflow_slots=sum(r.stats.overflow_slots for r in results),
             queue_sum=sum(r.stats.queue_sum for r in results),
             queue_max=max(r.stats.queue_max for r in results),
             active_sum=sum(r.stats.active_sum for r in results),

@@ -225,7 +225,8 @@ def _stats(sc, fsc) -> SlotStats:
     k = _kernel
     return SlotStats(
         measured_slots=int(sc[k.MEASURED]), kv_sum=int(sc[k.KV_SUM]), kv_sq_sum=float(fsc[0]),
-        kv_max=int(sc[k.KV_MAX]), kv_high_slots=int(sc[k.KV_HIGH]), queue_sum=int(sc[k.Q_SUM]),
+        kv_max=int(sc[k.KV_MAX]), kv_high_slots=int(sc[k.KV_HIGH]),
+        overflow_slots=int(sc[k.OVERFLOW_MEASURED]), queue_sum=int(sc[k.Q_SUM]),
         queue_max=int(sc[k.Q_MAX]), active_sum=int(sc[k.A_SUM]), active_max=int(sc[k.A_MAX]),
     )
 

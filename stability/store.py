@@ -26,6 +26,7 @@ import math
 import os
 import sqlite3
 import sys
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,7 +38,6 @@ __all__ = ["ResultStore", "flatten_metrics", "load", "export_csv", "summarize",
            "METRIC_COLUMNS", "PARAM_COLUMNS", "POINT_COLUMNS"]
 
 APPLICATION_ID = 0x53544231  # "STB1" in the SQLite header: this file is a results store
-SCHEMA_VERSION = 1  # PRAGMA user_version
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 # Parameters of a run, as flat columns for plotting (the specs themselves are JSON).
@@ -97,6 +97,9 @@ _OTHER_COLUMNS = {
     "finished": "TEXT NOT NULL",  # ISO 8601 UTC time the row was written
 }
 COLUMNS = {"key": "TEXT PRIMARY KEY", **PARAM_COLUMNS, **METRIC_COLUMNS, **_OTHER_COLUMNS}
+# PRAGMA user_version: derived from the column layout, so a store written before a metric
+# was added or renamed is refused with a clear message rather than misread.
+SCHEMA_VERSION = zlib.crc32(json.dumps(COLUMNS).encode()) & 0x7FFFFFFF
 
 _SCHEMA = (
     f"PRAGMA application_id = {APPLICATION_ID};\n"
