@@ -88,7 +88,8 @@ def run_sweeps(ctx: Context, store_name: str, sweeps: list) -> dict:
     from stability import store as result_store
     from stability.sweep import run_sweep
 
-    db = ctx.cache / f"{store_name}.sqlite"
+    # the schema version in the name: a store of an older layout is left alone, not refused
+    db = ctx.cache / f"{store_name}-s{result_store.SCHEMA_VERSION}.sqlite"
     db.parent.mkdir(parents=True, exist_ok=True)
     executor = ctx.executor or InlineExecutor()
     keys = {t.key for s in sweeps for t in s.tasks()}
