@@ -24,6 +24,12 @@ class PredictedLengths(NamedTuple):
     lower: np.ndarray  # int64, >= 1
     upper: np.ndarray  # int64, >= lower
 
+    def capped(self, most: np.ndarray) -> "PredictedLengths":
+        """Every prediction at most ``most`` (per request): a scheduler that knows
+        l + o <= M never needs to assume more than M - l decode tokens."""
+        return PredictedLengths(np.minimum(self.point, most), np.minimum(self.lower, most),
+                                np.minimum(self.upper, most))
+
 
 @dataclass(frozen=True)
 class Predictions:
@@ -35,6 +41,9 @@ class Predictions:
     - ``interval``: lower = max(1, floor(o (1 - width U1))), upper = ceil(o (1 + width U2)),
       U1, U2 ~ U[0, 1] independent, so o always lies in [lower, upper] and the relative
       width is at most 2 ``width``; point = round(sqrt(lower upper)).
+
+    ``stability.simulate`` caps every prediction at M - l (``PredictedLengths.capped``):
+    requests satisfy l + o <= M, so no scheduler needs to assume a longer decode.
     """
 
     kind: str = "exact"

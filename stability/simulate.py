@@ -306,7 +306,9 @@ def simulate(requests: Requests, policy: Policy, memory: int, horizon: int | Non
     _, _, budget_key = seed_streams(seed)
     requests.check_fits(memory)
     enc = policy.encode(memory, requests.num_classes)
-    predicted = enc.predictions.draw(requests.decode, seed) if enc.predictions else None
+    predicted = None
+    if enc.predictions is not None:  # capped at M - l: every request satisfies l + o <= M
+        predicted = enc.predictions.draw(requests.decode, seed).capped(memory - requests.prompt)
     if horizon is None:
         _check_progress(requests, policy, memory, predicted)
     if engine == "fast":

@@ -84,7 +84,8 @@ def runnable_horizon(req, policy, memory, horizon, seed):
     if horizon is not None:
         return horizon
     enc = policy.encode(memory, req.num_classes)
-    predicted = enc.predictions.draw(req.decode, seed) if enc.predictions else None
+    predicted = (enc.predictions.draw(req.decode, seed).capped(memory - req.prompt)
+                 if enc.predictions else None)
     try:
         _check_progress(req, policy, memory, predicted)
     except ValueError:

@@ -19,7 +19,8 @@ def run_with_log(req, policy, memory, horizon, seed):
     events = []
     a = req._arrays
     enc = policy.encode(memory, req.num_classes)
-    predicted = enc.predictions.draw(req.decode, seed) if enc.predictions else None
+    predicted = (enc.predictions.draw(req.decode, seed).capped(memory - req.prompt)
+                 if enc.predictions else None)
     raw = run_reference(a["arrival"], a["prompt"], a["decode"], a["class_id"], enc, memory,
                         -1 if horizon is None else horizon, seed_streams(seed)[2], 0, events,
                         predicted=predicted)
