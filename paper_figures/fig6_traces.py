@@ -51,7 +51,9 @@ def main(cache=None, output=None) -> list:
         axes[0, j].legend(loc="upper left", fontsize=6.5)
     style.caption(fig, f"M = {r['params']['memory']:,} tokens; real arrival times time-scaled "
                        "to each offered load (lambda E[w] / M), replayed until every request "
-                       "completes; one replay per bar. " + style.mode_note(r))
+                       "completes; one replay per bar (no interval). mode: "
+                       f"{r.get('mode', '?')}; stability "
+                       f"{r.get('versions', {}).get('stability', '?')}")
     return style.save(fig, output, NAME)
 
 
