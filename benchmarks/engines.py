@@ -7,7 +7,6 @@ include generating the workload.  Kernels are compiled before timing.
 from __future__ import annotations
 
 import gc
-import math
 import time
 import tracemalloc
 from dataclasses import dataclass

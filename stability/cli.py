@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
-
-import numpy as np
 
 from stability.policies import (
     MCSF,
@@ -24,6 +23,7 @@ from stability.policies import (
     MCBenchmark,
     Policy,
 )
+from stability.jsonvalues import plain
 from stability.predictions import Predictions
 from stability.workload import (
     Deterministic,
@@ -228,7 +228,7 @@ def _run_simulate(args) -> int:
     metrics = result.metrics()
     if args.json:
         info = dict(vars(result.info))
-        print(json.dumps({"run": info, "metrics": _jsonable(metrics.to_dict())}, indent=2))
+        print(json.dumps({"run": info, "metrics": plain(metrics.to_dict())}, indent=2))
     else:
         print(f"policy {result.info.policy}, M = {result.info.memory}, seed {result.info.seed}, "
               f"engine {result.info.engine}")
@@ -236,18 +236,6 @@ def _run_simulate(args) -> int:
             print("interrupted: the metrics cover the slots simulated before Ctrl-C")
         print(metrics.table())
     return 0
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(value) else float(value)
-    return value
 
 
 def _lazy(module: str, name: str):
@@ -292,6 +280,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("stability: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. head: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

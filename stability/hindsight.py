@@ -223,7 +223,7 @@ def evaluate_schedule(requests: Requests, start, memory: int) -> Schedule:
 
 
 def _order(requests: Requests, order: str) -> np.ndarray:
-    a, l, o = requests.arrival, requests.prompt, requests.decode
+    a, o = requests.arrival, requests.decode
     idx = np.arange(len(requests))
     if order == "fcfs":
         return np.lexsort((idx, a))

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stability.jsonvalues import plain
+
 from stability.theory.budget import UNTHROTTLED, Budget, PerClassBudget, as_budget
 from stability.theory.conditions import (
     alg1_condition,
@@ -33,26 +35,6 @@ from stability.workload import Workload
 
 __all__ = ["AnalysisReport", "analyze", "add_arguments", "add_analyze_arguments", "cli_analyze",
            "budget_from_args"]
-
-
-def _jsonable(x):
-    """Plain JSON values: inf/nan become strings, numpy scalars become Python numbers."""
-    if isinstance(x, dict):
-        return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        x = float(x)
-        if math.isnan(x):
-            return None
-        if math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-        return x
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, np.bool_):
-        return bool(x)
-    return x
 
 
 @dataclass(frozen=True)
@@ -94,7 +76,7 @@ class AnalysisReport:
     notes: tuple = field(default=())
 
     def to_dict(self) -> dict:
-        return _jsonable({k: getattr(self, k) for k in self.__dataclass_fields__})
+        return plain({k: getattr(self, k) for k in self.__dataclass_fields__})
 
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
