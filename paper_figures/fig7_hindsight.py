@@ -26,7 +26,9 @@ def main(cache=None, output=None) -> list:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True,
                                       gridspec_kw={"width_ratios": [1, 1.3]})
     data = [summary[n]["all"]["values"] for n in names]
-    parts = left.boxplot(data, vert=False, whis=(0, 100), widths=0.6, patch_artist=True)
+    horizontal = ({"orientation": "horizontal"} if style.matplotlib_at_least(3, 10)
+                  else {"vert": False})
+    parts = left.boxplot(data, whis=(0, 100), widths=0.6, patch_artist=True, **horizontal)
     for patch in parts["boxes"]:
         patch.set_facecolor("#dfe8f3")
     left.set_yticks(np.arange(1, len(names) + 1), names)

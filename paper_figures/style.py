@@ -30,6 +30,12 @@ THEORY = "#444444"
 LIMIT = "#b22222"
 
 
+def matplotlib_at_least(major: int, minor: int) -> bool:
+    """Whether the installed matplotlib is at least ``major.minor`` (for renamed options)."""
+    parts = matplotlib.__version__.split(".")
+    return (int(parts[0]), int(parts[1])) >= (major, minor)
+
+
 def policy_color(label: str) -> str:
     """One color per policy family (same in every figure)."""
     table = [("Alg. 1", "#7b3294"), ("tuned", "#1f78b4"), ("window", "#33a0c8"),
