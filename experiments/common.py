@@ -337,15 +337,16 @@ def unjson(x):
 
 
 def source_digest() -> str:
-    """A hash of the source of the ``stability`` package (theory and kernels included), so
-    that cached series and theory values are recomputed when the code changes."""
+    """A hash of the source of the ``stability`` package (theory and kernels included) and
+    of the experiments themselves, so that cached series, theory values and replays are
+    recomputed when the code that makes them changes."""
     import stability
 
-    root = Path(stability.__file__).resolve().parent
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
+    for root in (Path(stability.__file__).resolve().parent, Path(__file__).resolve().parent):
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{root.name}/{path.relative_to(root)}".encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 

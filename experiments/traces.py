@@ -9,7 +9,9 @@ configuration: the trace is the sample, so there is no replication interval (flo
 two-point budget draws are the only randomness, fixed by the seed).
 
 Policies: flow control with the tuner's budget and with the middle of the budget window,
-Greedy, Greedy with a 5% watermark, Conservative with the trace's largest decode length.
+Greedy, Greedy with a 5% watermark, Conservative with the trace's largest decode length,
+and the length-aware baselines (alpha-protection with beta-clearing 0.2, MC-SF with exact
+and noisy predictions, A_max and A_min with interval predictions).
 Outputs a markdown table (``TRACES.md`` in the output directory) and bar charts.
 """
 
@@ -69,6 +71,13 @@ def _policies(name: str, requests, tuned: float, load: float) -> dict:
         f"Greedy (watermark {WATERMARK:g})": {"kind": "greedy", "watermark": WATERMARK},
         f"Conservative({int(requests.decode.max())})": {"kind": "conservative",
                                                        "max_decode": int(requests.decode.max())},
+        # issue 7: the length-aware baselines (they see predictions of the decode lengths)
+        "alpha-protection + beta-clearing": {"kind": "greedy", "watermark": WATERMARK,
+                                             "clearing": 0.2},
+        "MC-SF (exact)": {"kind": "mcsf", "predictions": "exact"},
+        "MC-SF (noisy 0.5)": {"kind": "mcsf", "predictions": "noisy:0.5"},
+        "A_max (interval 0.5)": {"kind": "amax", "predictions": "interval:0.5"},
+        "A_min (interval 0.5)": {"kind": "amin", "predictions": "interval:0.5"},
     }
 
 
