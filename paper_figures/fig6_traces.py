@@ -48,7 +48,8 @@ def main(cache=None, output=None) -> list:
             ax.set_ylabel(ylabel)
             src = "trace" if runs[0]["source"] == "trace" else "synthetic stand-in"
             ax.set_title(f"Azure {name} ({src}): {ylabel.split(' [')[0]}")
-        axes[0, j].legend(loc="upper left", fontsize=6.5)
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="outside upper center",
+               ncol=min(5, len(labels)), fontsize=7.5)
     style.caption(fig, f"M = {r['params']['memory']:,} tokens; real arrival times time-scaled "
                        "to each offered load (lambda E[w] / M), replayed until every request "
                        "completes; one replay per bar (no interval). mode: "
