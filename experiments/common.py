@@ -300,27 +300,16 @@ def versions() -> dict:
 
 
 def jsonable(x):
-    """Plain JSON values (numpy scalars and arrays converted, nan/inf kept as strings)."""
+    """Plain JSON values (numpy scalars and arrays converted, nan as null, inf as strings)."""
+    from stability.jsonvalues import plain
+
+    if isinstance(x, Interval):
+        return plain(x.to_dict())
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, Interval):
-        return jsonable(x.to_dict())
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        if math.isnan(x):
-            return None
-        if math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-        return x
-    return x
+    return plain(x)
 
 
 def unjson(x):
