@@ -224,9 +224,12 @@ def verify(results: dict) -> list:
                 f"Delta={p['slack']:.0f}: {s.text(3)} ({p['events']} events) vs {fmt(p[key], 3)}"
                 for p, s in zip(pts, sim))
 
-        # A bound is refuted only by a simulation significantly above it.
-        ok = all((s.low if not math.isnan(s.low) else s.mean) <= p["chernoff"]
-                 for p, s in zip(pts, sim))
+        def not_above(key):
+            """A bound is refuted only by a simulation significantly above it."""
+            return all((s.low if not math.isnan(s.low) else s.mean) <= p[key]
+                       for p, s in zip(pts, sim))
+
+        ok = not_above("chernoff")
         strict = all((s.high if not math.isnan(s.high) else s.mean) <= p["chernoff"]
                      for p, s in zip(pts, sim))
         rows.append(Check(
@@ -235,8 +238,7 @@ def verify(results: dict) -> list:
             "exp(-I(M)) per slot at each Delta", describe("chernoff"),
             "no point significantly above the bound (95% CI lower end <= bound)"
             + ("; every CI lies below the bound" if strict else ""), "PASS" if ok else "FAIL"))
-        ok = all((s.low if not math.isnan(s.low) else s.mean) <= p["fft"]
-                 for p, s in zip(pts, sim))
+        ok = not_above("fft")
         rows.append(Check(
             NAME, f"{law} budget: the exact tail P(U > M) of the eviction-free demand bounds "
                   "the simulated overflow frequency (evictions only remove demand)", "ours",

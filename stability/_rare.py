@@ -93,6 +93,20 @@ def _draw_prompt(s0, s1, s2, s3, c, prompt_off, prompt_thr, prompt_val, prompt_a
 
 
 @njit(cache=True, nogil=True)
+def _invert_binomial(u, k, pk, b, ratio):
+    """Binomial inversion from P(K = k) = pk: the first K >= k whose CDF reaches u.
+
+    ``ratio`` = p / (1 - p), so P(K = j + 1) = P(K = j) (b - j) / (j + 1) ratio.
+    """
+    cdf = pk
+    while u > cdf and k < b:
+        pk *= (b - k) / (k + 1.0) * ratio
+        k += 1
+        cdf += pk
+    return k
+
+
+@njit(cache=True, nogil=True)
 def _binomial(s0, s1, s2, s3, b, n, small, q0, ratio):
     """Binomial(b, p) by inversion from 0 on the side of small = min(p, 1 - p).
 
@@ -113,13 +127,7 @@ def _binomial(s0, s1, s2, s3, b, n, small, q0, ratio):
     if b > n:
         pk *= 1.0 - small
     s0, s1, s2, s3, u = _rng.uniform(s0, s1, s2, s3)
-    k = 0
-    cdf = pk
-    while u > cdf and k < b:
-        pk *= (b - k) / (k + 1.0) * ratio
-        k += 1
-        cdf += pk
-    return s0, s1, s2, s3, k
+    return s0, s1, s2, s3, _invert_binomial(u, 0, pk, b, ratio)
 
 
 @njit(cache=True, nogil=True)
@@ -138,15 +146,8 @@ def _count_given_positive(s0, s1, s2, s3, n, g, p, s_pos):
         return s0, s1, s2, s3, 0
     s0, s1, s2, s3, u = _rng.uniform(s0, s1, s2, s3)
     u *= -math.expm1(b * lq)
-    k = 1
     pk = b * p * math.exp((b - 1) * lq)
-    cdf = pk
-    ratio = p / (1.0 - p)
-    while u > cdf and k < b:
-        pk *= (b - k) / (k + 1.0) * ratio
-        k += 1
-        cdf += pk
-    return s0, s1, s2, s3, k
+    return s0, s1, s2, s3, _invert_binomial(u, 1, pk, b, p / (1.0 - p))
 
 
 @njit(cache=True, nogil=True)

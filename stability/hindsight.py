@@ -83,6 +83,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
+from stability.simulate import _check_int
 from stability.workload import Requests
 
 __all__ = [
@@ -107,12 +108,6 @@ HEURISTIC_ORDERS = ("fcfs", "shortest-decode", "smallest-work", "earliest-finish
 
 # ----------------------------------------------------------------------------------------
 # Validation
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _check_instance(requests, memory) -> int:
