@@ -83,7 +83,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from stability.simulate import _check_int
+from stability import validation
 from stability.workload import Requests
 
 __all__ = [
@@ -113,7 +113,7 @@ HEURISTIC_ORDERS = ("fcfs", "shortest-decode", "smallest-work", "earliest-finish
 def _check_instance(requests, memory) -> int:
     if not isinstance(requests, Requests):
         raise ValueError(f"requests must be a stability.Requests, got {type(requests).__name__}")
-    memory = _check_int("memory", memory, 2)
+    memory = validation.memory(memory)
     requests.check_fits(memory)  # names the request, its l, o and M
     return memory
 
@@ -128,7 +128,7 @@ def _check_time_limit(time_limit) -> float:
 def _check_horizon(requests: Requests, horizon) -> int | None:
     if horizon is None:
         return None
-    horizon = _check_int("horizon", horizon, 1)
+    horizon = validation.integer("horizon", horizon, 1)
     a, o = requests.arrival, requests.decode
     late = np.flatnonzero(a + o > horizon)
     if late.size:
@@ -641,7 +641,7 @@ def brute_force_optimum(requests: Requests, memory: int, max_requests: int = 6) 
     skipped.  Ties go to the lexicographically smallest start vector.
     """
     memory = _check_instance(requests, memory)
-    max_requests = _check_int("max_requests", max_requests, 0)
+    max_requests = validation.integer("max_requests", max_requests, 0)
     n = len(requests)
     if n > max_requests:
         raise ValueError(f"brute_force_optimum is for tiny instances: {n} requests > "
@@ -694,7 +694,7 @@ def synthetic_batch(n: int, seed: int = 0) -> tuple[Requests, int]:
 
     Returns (requests, M); l + o <= M holds by construction.
     """
-    n = _check_int("n", n, 0)
+    n = validation.integer("n", n, 0)
     rng = np.random.default_rng(seed)
     memory = int(rng.integers(30, 51))
     prompt = rng.integers(1, 6, size=n)

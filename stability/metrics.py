@@ -1,8 +1,14 @@
-"""Metrics of DESIGN 1.3, from per-request arrays (batch) or histograms (stream).
+"""Metrics of a run (docs/model.md section 2.5), from per-request arrays or histograms.
 
 Quantiles are exact order statistics: the q-quantile is the smallest value x with
 F(x) >= q (numpy's ``inverted_cdf``), computed from integer counts with exact rational
 arithmetic so that the batch and streaming engines report identical values.
+
+Throughputs count completions inside the measured window (slots t >= warmup), whatever
+their arrival slot, divided by the measured slots.  KV stability is reported both after
+the overflow check (``kv_*``: what the cache holds) and before it (``demand_*``: what the
+policy asked for, bounced candidates included), since a policy pinned at a full cache
+while thrashing holds a steady cache but an unsteady demand.
 """
 
 from __future__ import annotations
@@ -13,14 +19,14 @@ from fractions import Fraction
 
 import numpy as np
 
-from stability.raw import SlotStats
+from stability.engine.raw import SlotStats
 
 QUANTILES = (0.5, 0.95, 0.99)
 
 
 @dataclass(frozen=True)
 class Distribution:
-    """Mean and p50 / p95 / p99 of a delay in slots (nan when there is no sample)."""
+    """Mean and p50 / p95 / p99 of a delay (nan when there is no sample)."""
 
     count: int
     mean: float
@@ -30,7 +36,9 @@ class Distribution:
 
     @classmethod
     def from_values(cls, values: np.ndarray) -> "Distribution":
-        values = np.sort(np.asarray(values, dtype=np.int64))
+        """From integer samples (slots, ticks) or float samples (seconds)."""
+        values = np.asarray(values)
+        values = np.sort(values if values.dtype.kind == "f" else values.astype(np.int64))
         if values.size == 0:
             return cls(0, math.nan, math.nan, math.nan, math.nan)
         qs = [float(values[_rank(q, values.size) - 1]) for q in QUANTILES]
@@ -45,6 +53,11 @@ class Distribution:
         cum = np.cumsum(counts)
         qs = [float(np.searchsorted(cum, _rank(q, n), side="left")) for q in QUANTILES]
         return cls(n, total_sum / n, *qs)
+
+    def scaled(self, factor: float) -> "Distribution":
+        """The same distribution in other units (e.g. ticks to seconds)."""
+        return Distribution(self.count, self.mean * factor, self.p50 * factor,
+                            self.p95 * factor, self.p99 * factor)
 
 
 def _rank(q: float, n: int) -> int:
@@ -62,18 +75,41 @@ class ClassMetrics:
 
 
 @dataclass(frozen=True)
-class Metrics:
-    """Every metric of DESIGN 1.3 (slots unless stated) for one run.
+class Seconds:
+    """A timed run's metrics in seconds (clock of docs/model.md 2.4).
 
-    Per-request figures cover requests arriving at or after the warm-up; throughputs
-    divide their completions by the measured slots.  ``unfinished`` counts requests still
-    waiting or active at the horizon (censored, never dropped silently).
+    ttft : arrival to the end of the first token's iteration; tpot : time per output
+    token after the first, (completion - first token) / (o - 1), over requests with
+    o > 1; e2e : arrival to the end of the completion iteration.  Throughputs divide the
+    completions of the measured window by its length; ``prefill_share`` is the share of
+    busy time the clock charges to prefill.
+    """
+
+    ttft: Distribution
+    tpot: Distribution
+    e2e: Distribution
+    request_throughput: float  # requests per second
+    token_throughput: float  # output tokens per second
+    window_seconds: float
+    busy_share: float
+    prefill_share: float
+    per_class: dict = field(default_factory=dict)  # class -> {"ttft", "e2e"}
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Every metric of a run (slots unless stated).
+
+    Per-request figures cover requests arriving at or after the warm-up; throughputs and
+    rates divide events of the measured slots by their number.  ``unfinished`` counts
+    requests still waiting or active at the horizon (censored, never dropped silently).
     """
 
     slots: int
     measured_slots: int
     arrived: int
     completed: int
+    completed_in_window: int
     unfinished: int
     waiting_at_end: int
     active_at_end: int
@@ -88,17 +124,28 @@ class Metrics:
     kv_cv: float
     kv_max: float
     kv_share_above_95: float
+    demand_mean: float
+    demand_std: float
+    demand_cv: float
+    demand_max: float
+    overflow_excess: float  # mean of (demand - M)^+ per measured slot, fraction of M
     overflow_events: int
     overflow_rate: float  # overflow events per measured slot
     evictions: int
     bounces: int
     wasted_tokens: int
+    eviction_rate: float  # per measured slot
+    bounce_rate: float
+    waste_rate: float  # wasted decode tokens per measured slot
     restart_rate: float
+    prefill_tokens: int
+    recomputed_tokens: int
     queue_mean: float
     queue_max: int
     active_mean: float
     active_max: int
     per_class: dict = field(default_factory=dict)
+    seconds: Seconds | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -118,14 +165,20 @@ class Metrics:
             ("request throughput [req/slot]", f"{self.request_throughput:.6g}"),
             ("token throughput (goodput) [tok/slot]", f"{self.token_throughput:.6g}"),
             ("raw decode throughput [tok/slot]", f"{self.decode_throughput:.6g}"),
-            ("KV use mean / std / cv [fraction of M]",
+            ("KV held mean / std / cv [fraction of M]",
              f"{self.kv_mean:.4f} / {self.kv_std:.4f} / {self.kv_cv:.4f}"),
-            ("KV use max; share of slots above 0.95",
+            ("KV held max; share of slots above 0.95",
              f"{self.kv_max:.4f}; {self.kv_share_above_95:.4g}"),
-            ("overflow events / evictions / bounces",
-             f"{self.overflow_events} / {self.evictions} / {self.bounces}"),
-            ("overflow rate [events per measured slot]", f"{self.overflow_rate:.4g}"),
-            ("wasted tokens; restart rate", f"{self.wasted_tokens}; {self.restart_rate:.4g}"),
+            ("KV demand before eviction mean / cv / max",
+             f"{self.demand_mean:.4f} / {self.demand_cv:.4f} / {self.demand_max:.4f}"),
+            ("overflow events; rate [per slot]; mean excess [of M]",
+             f"{self.overflow_events}; {self.overflow_rate:.4g}; {self.overflow_excess:.4g}"),
+            ("evictions / bounces / wasted tokens",
+             f"{self.evictions} / {self.bounces} / {self.wasted_tokens}"),
+            ("per slot: evictions / bounces / wasted tokens",
+             f"{self.eviction_rate:.4g} / {self.bounce_rate:.4g} / {self.waste_rate:.4g}"),
+            ("restart rate; prefill / recomputed tokens",
+             f"{self.restart_rate:.4g}; {self.prefill_tokens} / {self.recomputed_tokens}"),
             ("queue mean / max", f"{self.queue_mean:.4g} / {self.queue_max}"),
             ("active mean / max", f"{self.active_mean:.4g} / {self.active_max}"),
         ]
@@ -133,31 +186,58 @@ class Metrics:
             rows.append((f"class {k}: completed, latency mean / p95, restart rate",
                          f"{c.completed}, {c.latency.mean:.4g} / {c.latency.p95:.4g}, "
                          f"{c.restart_rate:.4g}"))
+        if self.seconds is not None:
+            s = self.seconds
+            for name in ("ttft", "tpot", "e2e"):
+                d = getattr(s, name)
+                rows.append((f"{name} mean / p50 / p95 / p99 [s]",
+                             f"{d.mean:.4g} / {d.p50:.4g} / {d.p95:.4g} / {d.p99:.4g}"))
+            rows += [
+                ("throughput [req/s; output tok/s]",
+                 f"{s.request_throughput:.5g}; {s.token_throughput:.5g}"),
+                ("window [s]; busy share; prefill share of busy time",
+                 f"{s.window_seconds:.5g}; {s.busy_share:.4g}; {s.prefill_share:.4g}"),
+            ]
         width = max(len(r[0]) for r in rows)
         return "\n".join(f"{a.ljust(width)}  {b}" for a, b in rows)
 
 
+def _moments(total: int, squares: float, m: int, memory: int):
+    mean = total / m
+    std = math.sqrt(max(squares / m - mean * mean, 0.0))
+    return mean / memory, std / memory, (std / mean if mean > 0 else math.nan)
+
+
 def slot_metrics(stats: SlotStats, memory: int) -> dict:
-    """KV utilisation, queue and active-count summaries over the measured slots."""
+    """Throughputs, KV held and demanded, event rates, queue and active-count summaries
+    over the measured slots."""
     m = stats.measured_slots
+    names = ("kv_mean", "kv_std", "kv_cv", "kv_max", "kv_share_above_95", "demand_mean",
+             "demand_std", "demand_cv", "demand_max", "overflow_excess", "queue_mean",
+             "active_mean", "decode_throughput", "overflow_rate", "request_throughput",
+             "token_throughput", "eviction_rate", "bounce_rate", "waste_rate")
     if m == 0:
-        nan = math.nan
-        return dict(kv_mean=nan, kv_std=nan, kv_cv=nan, kv_max=nan, kv_share_above_95=nan,
-                    queue_mean=nan, queue_max=0, active_mean=nan, active_max=0,
-                    decode_throughput=nan, overflow_rate=nan)
-    mean = stats.kv_sum / m
-    var = max(stats.kv_sq_sum / m - mean * mean, 0.0)
-    std = math.sqrt(var)
+        out = dict.fromkeys(names, math.nan)
+        out.update(queue_max=0, active_max=0, completed_in_window=0)
+        return out
+    kv_mean, kv_std, kv_cv = _moments(stats.kv_sum, stats.kv_sq_sum, m, memory)
+    d_mean, d_std, d_cv = _moments(stats.demand_sum, stats.demand_sq_sum, m, memory)
     return dict(
-        kv_mean=mean / memory,
-        kv_std=std / memory,
-        kv_cv=std / mean if mean > 0 else math.nan,
-        kv_max=stats.kv_max / memory,
+        kv_mean=kv_mean, kv_std=kv_std, kv_cv=kv_cv, kv_max=stats.kv_max / memory,
         kv_share_above_95=stats.kv_high_slots / m,
+        demand_mean=d_mean, demand_std=d_std, demand_cv=d_cv,
+        demand_max=stats.demand_max / memory,
+        overflow_excess=stats.excess_sum / m / memory,
         queue_mean=stats.queue_sum / m,
         queue_max=stats.queue_max,
         active_mean=stats.active_sum / m,
         active_max=stats.active_max,
         decode_throughput=stats.active_sum / m,  # every active request decodes one token
         overflow_rate=stats.overflow_slots / m,
+        request_throughput=stats.completed / m,
+        token_throughput=stats.completed_tokens / m,
+        completed_in_window=stats.completed,
+        eviction_rate=stats.evictions / m,
+        bounce_rate=stats.bounces / m,
+        waste_rate=stats.wasted_tokens / m,
     )

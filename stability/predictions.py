@@ -1,4 +1,4 @@
-"""Output-length predictions for the length-aware baselines (issue 7).
+"""Output-length predictions for the length-aware policies (docs/model.md section 4.4).
 
 A prediction model turns the true decode lengths into a point prediction and an interval
 [lower, upper], drawn from a random stream of its own (the fourth child of the run's
@@ -60,6 +60,31 @@ class Predictions:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if self.kind == "interval" and not self.width < 1:
             raise ValueError(f"width must be < 1 for interval predictions, got {self.width!r}")
+
+    @classmethod
+    def parse(cls, text) -> "Predictions":
+        """``exact``, ``noisy:SIGMA`` or ``interval:WIDTH`` (a Predictions passes through)."""
+        if isinstance(text, Predictions):
+            return text
+        if not isinstance(text, str):
+            raise ValueError(f"predictions must be exact, noisy:SIGMA or interval:WIDTH, "
+                             f"got {text!r}")
+        kind, _, value = text.partition(":")
+        try:
+            if kind == "exact" and not value:
+                return cls()
+            if kind in ("noisy", "interval") and value:
+                return cls.noisy(float(value)) if kind == "noisy" else cls.interval(float(value))
+        except ValueError as err:
+            raise ValueError(f"predictions {text!r}: {err}") from None
+        raise ValueError(f"predictions must be exact, noisy:SIGMA or interval:WIDTH, "
+                         f"got {text!r}")
+
+    def text(self) -> str:
+        """The inverse of :meth:`parse`."""
+        if self.kind == "exact":
+            return "exact"
+        return f"noisy:{self.sigma!r}" if self.kind == "noisy" else f"interval:{self.width!r}"
 
     @classmethod
     def noisy(cls, sigma: float) -> "Predictions":

@@ -1,8 +1,8 @@
 """What produced a result: the package version and a fingerprint of the engine's source.
 
 The fingerprint is a hash of the modules that determine simulation results, so a change
-to the model, a kernel or a metric changes the keys of stored results (a stale cached row
-is never reused), while edits elsewhere (CLI, plots, docs) leave them valid.
+to the model, a kernel, a policy or a metric changes the keys of stored results (a stale
+cached row is never reused), while edits elsewhere (CLI, plots, docs) leave them valid.
 """
 
 from __future__ import annotations
@@ -11,23 +11,31 @@ import functools
 import hashlib
 from pathlib import Path
 
-RESULT_MODULES = ("workload", "_generate", "_rng", "_kernel", "reference", "policies",
-                  "predictions", "simulate", "raw", "result", "metrics", "traces")
+RESULT_SOURCES = ("engine", "policies", "workload", "simulate.py", "result.py", "metrics.py",
+                  "traces.py", "clock.py", "budgets.py", "predictions.py", "validation.py")
+"""Modules and packages (relative to the ``stability`` package) that determine results."""
 
 
 @functools.lru_cache(maxsize=1)
 def engine_fingerprint() -> str:
-    """12 hex digits of a SHA-256 over the source of ``RESULT_MODULES``."""
+    """12 hex digits of a SHA-256 over the source of :data:`RESULT_SOURCES`."""
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for name in RESULT_MODULES:
-        digest.update(name.encode())
-        digest.update((root / f"{name}.py").read_bytes())
+    for name in RESULT_SOURCES:
+        path = root / name
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for f in files:
+            digest.update(str(f.relative_to(root)).encode())
+            digest.update(f.read_bytes())
     return digest.hexdigest()[:12]
 
 
 def result_version() -> str:
     """``<package version>+<engine fingerprint>``: keys and labels stored results."""
-    from stability import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
-    return f"{__version__}+{engine_fingerprint()}"
+    try:
+        package = version("stability")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        package = "0+unknown"
+    return f"{package}+{engine_fingerprint()}"

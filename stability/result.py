@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from stability.metrics import ClassMetrics, Distribution, Metrics, slot_metrics
-from stability.raw import RawRun, SlotStats
+from stability.engine.raw import RawRun, SlotStats
+from stability.metrics import ClassMetrics, Distribution, Metrics, Seconds, slot_metrics
 from stability.workload import Requests
 
 
@@ -30,7 +31,7 @@ class Series:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What determines a run, recorded with its result."""
+    """What determines a run, recorded with its result (the world: docs/model.md 2.3)."""
 
     policy: str
     memory: int
@@ -39,6 +40,10 @@ class RunInfo:
     warmup: int
     engine: str
     version: str
+    eviction: str = "restart"
+    requeue: str = "arrival"
+    block_size: int = 1
+    clock: str = "unit"
 
 
 @dataclass(frozen=True)
@@ -70,12 +75,34 @@ class SimulationResult:
         r = self.raw
         return Series(r.series_stride, r.series_kv, r.series_queue, r.series_active)
 
+    prefill_tokens = property(lambda self: self.raw.prefill_tokens)
+    recomputed_tokens = property(lambda self: self.raw.recomputed_tokens)
+
+    @property
+    def arrival(self) -> np.ndarray:
+        """Slot each request joined the queue (a timed run's first iteration boundary at or
+        after its arrival time; -1 if it had not arrived by the horizon)."""
+        return self.raw.arrival
+
+    @property
+    def first_token_time(self) -> np.ndarray | None:
+        """Timed runs: end of the first token's iteration, seconds (nan if none)."""
+        return self._seconds(self.raw.first_tick)
+
+    @property
+    def completion_time(self) -> np.ndarray | None:
+        """Timed runs: end of the completion iteration, seconds (nan if none)."""
+        return self._seconds(self.raw.completion_tick)
+
+    def _seconds(self, ticks):
+        if self.raw.time is None:
+            return None
+        return np.where(ticks >= 0, ticks * self.raw.time.tick, np.nan)
+
     def metrics(self) -> Metrics:
         req, raw = self.requests, self.raw
-        arrival = req.arrival
-        measured = arrival >= self.info.warmup
-        if self.info.horizon is not None:
-            measured &= arrival < raw.slots
+        arrival = raw.arrival
+        measured = (arrival >= self.info.warmup) & (arrival < raw.slots)
         done = measured & (raw.completion >= 0)
         latency = raw.completion[done] - arrival[done] + 1
         ttft = raw.first_token[done] - arrival[done] + 1
@@ -89,11 +116,10 @@ class SimulationResult:
                 queueing_delay=Distribution.from_values(raw.first_token[dk] - arrival[dk]),
                 restart_rate=float(np.mean(raw.evictions[dk] > 0)) if dk.any() else float("nan"),
             )
-        m = raw.stats.measured_slots
         completed = int(done.sum())
         return Metrics(
             slots=raw.slots,
-            measured_slots=m,
+            measured_slots=raw.stats.measured_slots,
             arrived=int(measured.sum()),
             completed=completed,
             unfinished=raw.waiting_at_end + raw.active_at_end,
@@ -102,15 +128,47 @@ class SimulationResult:
             latency=Distribution.from_values(latency),
             ttft=Distribution.from_values(ttft),
             queueing_delay=Distribution.from_values(ttft - 1),
-            request_throughput=completed / m if m else float("nan"),
-            token_throughput=float(req.decode[done].sum()) / m if m else float("nan"),
             overflow_events=raw.overflow_events,
             evictions=raw.evictions_total,
             bounces=raw.bounces,
             wasted_tokens=raw.wasted_tokens,
             restart_rate=float(np.mean(raw.evictions[done] > 0)) if completed else float("nan"),
+            prefill_tokens=raw.prefill_tokens,
+            recomputed_tokens=raw.recomputed_tokens,
             per_class=per_class,
+            seconds=self._seconds_metrics(done),
             **slot_metrics(raw.stats, self.info.memory),
+        )
+
+    def _seconds_metrics(self, done: np.ndarray) -> Seconds | None:
+        """TTFT, TPOT and end-to-end latency in seconds, throughputs per second."""
+        raw, time = self.raw, self.raw.time
+        if time is None:
+            return None
+        tick = time.tick
+        a = np.rint(self.requests.arrival_time / tick).astype(np.int64)
+        ttft = raw.first_tick - a
+        e2e = raw.completion_tick - a
+        o = self.requests.decode
+        several = done & (o > 1)
+        tpot = (raw.completion_tick[several] - raw.first_tick[several]) * tick / (o[several] - 1)
+        window = (time.end - time.window_start) * tick if time.window_start >= 0 else 0.0
+        per_class = {}
+        for k in range(self.requests.num_classes):
+            dk = done & (self.requests.class_id == k)
+            per_class[k] = {"ttft": Distribution.from_values(ttft[dk]).scaled(tick),
+                            "e2e": Distribution.from_values(e2e[dk]).scaled(tick)}
+        stats = raw.stats
+        return Seconds(
+            ttft=Distribution.from_values(ttft[done]).scaled(tick),
+            tpot=Distribution.from_values(tpot),
+            e2e=Distribution.from_values(e2e[done]).scaled(tick),
+            request_throughput=stats.completed / window if window > 0 else float("nan"),
+            token_throughput=stats.completed_tokens / window if window > 0 else float("nan"),
+            window_seconds=window,
+            busy_share=time.busy * tick / window if window > 0 else float("nan"),
+            prefill_share=time.prefill / time.busy if time.busy > 0 else float("nan"),
+            per_class=per_class,
         )
 
 
@@ -131,6 +189,8 @@ class StreamResult:
     bounces: int
     wasted_tokens: int
     decoded_tokens: int
+    prefill_tokens: int
+    recomputed_tokens: int
     waiting_at_end: int
     active_at_end: int
     stats: SlotStats
@@ -165,27 +225,15 @@ class StreamResult:
         def add(name):
             return sum(getattr(r, name) for r in results)
 
-        stats = SlotStats(
-            measured_slots=sum(r.stats.measured_slots for r in results),
-            kv_sum=sum(r.stats.kv_sum for r in results),
-            kv_sq_sum=float(sum(r.stats.kv_sq_sum for r in results)),
-            kv_max=max(r.stats.kv_max for r in results),
-            kv_high_slots=sum(r.stats.kv_high_slots for r in results),
-            overflow_slots=sum(r.stats.overflow_slots for r in results),
-            queue_sum=sum(r.stats.queue_sum for r in results),
-            queue_max=max(r.stats.queue_max for r in results),
-            active_sum=sum(r.stats.active_sum for r in results),
-            active_max=max(r.stats.active_max for r in results),
-        )
-        info = RunInfo(policy=first.info.policy, memory=first.info.memory, seed=seed,
-                       horizon=first.info.horizon, warmup=first.info.warmup,
-                       engine=f"stream x {len(results)} replications",
-                       version=first.info.version)
+        stats = SlotStats.pooled([r.stats for r in results])
+        info = dataclasses.replace(first.info, seed=seed,
+                                   engine=f"stream x {len(results)} replications")
         return cls(
             info=info, slots=add("slots"), arrived=add("arrived"), rejected=add("rejected"),
             overflow_events=add("overflow_events"), evictions_total=add("evictions_total"),
             bounces=add("bounces"), wasted_tokens=add("wasted_tokens"),
-            decoded_tokens=add("decoded_tokens"), waiting_at_end=add("waiting_at_end"),
+            decoded_tokens=add("decoded_tokens"), prefill_tokens=add("prefill_tokens"),
+            recomputed_tokens=add("recomputed_tokens"), waiting_at_end=add("waiting_at_end"),
             active_at_end=add("active_at_end"), stats=stats, series=first.series,
             latency_histogram=total("latency_histogram"), ttft_histogram=total("ttft_histogram"),
             class_totals=sum(r.class_totals for r in results),
@@ -208,11 +256,10 @@ class StreamResult:
                 restart_rate=ct[k, 2] / done if done else float("nan"),
             )
         completed = int(ct[:, 0].sum())
-        m = self.stats.measured_slots
         total_ttft = ttft.sum(axis=0)
         return Metrics(
             slots=self.slots,
-            measured_slots=m,
+            measured_slots=self.stats.measured_slots,
             arrived=self.arrived,
             completed=completed,
             unfinished=self.waiting_at_end + self.active_at_end,
@@ -222,13 +269,13 @@ class StreamResult:
             ttft=Distribution.from_histogram(total_ttft, int(ct[:, 4].sum())),
             queueing_delay=Distribution.from_histogram(total_ttft[1:],
                                                        int(ct[:, 4].sum()) - completed),
-            request_throughput=completed / m if m else float("nan"),
-            token_throughput=float(ct[:, 1].sum()) / m if m else float("nan"),
             overflow_events=self.overflow_events,
             evictions=self.evictions_total,
             bounces=self.bounces,
             wasted_tokens=self.wasted_tokens,
             restart_rate=float(ct[:, 2].sum()) / completed if completed else float("nan"),
+            prefill_tokens=self.prefill_tokens,
+            recomputed_tokens=self.recomputed_tokens,
             per_class=per_class,
             **slot_metrics(self.stats, self.info.memory),
         )

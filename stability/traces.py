@@ -1,4 +1,4 @@
-"""Trace loaders: the Azure LLM inference traces (DESIGN 5) and lengths-only files.
+"""Trace loaders: the Azure LLM inference traces and lengths-only files.
 
 Three CSV formats are recognised by their header:
 
@@ -10,7 +10,8 @@ Three CSV formats are recognised by their header:
 Seconds map to slots as slot = floor(seconds * time_scale / slot_seconds), measured from
 the first arrival: ``slot_seconds`` is the duration of one decode iteration and
 ``time_scale`` stretches (> 1) or compresses (< 1) the trace, so the offered load is
-multiplied by 1 / time_scale.
+multiplied by 1 / time_scale.  The requests also keep their (scaled) arrival times in
+seconds, for runs under a timed clock (``stability.clock``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ _FORMATS = {
     "azure": ("TIMESTAMP", "ContextTokens", "GeneratedTokens"),
     "lengths": (None, "num_prefill_tokens", "num_decode_tokens"),
 }
-# Public summary statistics of the two Azure traces (DESIGN 5), for the synthetic fallback.
+# Public summary statistics of the two Azure traces, for the synthetic fallback.
 _AZURE_SUMMARY = {
     "conv": dict(prompt_mean=1155, prompt_median=1020, decode_mean=211, decode_median=129,
                  decode_max=1000, prompt_max=14050),
@@ -139,14 +140,14 @@ def load_trace(path, slot_seconds: float = DEFAULT_SLOT_SECONDS, time_scale: flo
         rate = _positive("rate", rate)
         gaps = np.random.default_rng(np.random.SeedSequence(seed)).exponential(1 / rate,
                                                                             prompt.size)
-        arrival = np.floor(np.cumsum(gaps) - gaps[0]).astype(np.int64)
+        offsets = np.cumsum(gaps) - gaps[0]  # in slots
     else:
         if rate is not None:
             raise ValueError(f"{path} has arrival times; rate must be None (use time_scale "
                              "to change the load)")
         offsets = (seconds - seconds.min()) * time_scale / slot_seconds
-        arrival = np.floor(offsets).astype(np.int64)
-    return Requests(arrival, prompt, decode)
+    arrival = np.floor(offsets).astype(np.int64)
+    return Requests(arrival, prompt, decode, arrival_time=offsets * slot_seconds)
 
 
 def trace_lengths(path) -> tuple[np.ndarray, np.ndarray]:
@@ -192,7 +193,9 @@ def azure_workload(name: str, rate: float, synthetic: bool | None = None) -> Wor
     """The Azure ``conv`` or ``code`` lengths at ``rate`` requests per slot.
 
     Reads the shared trace when present; otherwise (or with ``synthetic=True``) uses
-    discretised lognormal laws matching the published means and medians (DESIGN 5).
+    discretised lognormal laws matching the published means and medians (conv: prompt
+    mean 1155, median 1020; decode mean 211, median 129, max 1000; code: prompt mean 2048,
+    median 1469; decode mean 28, median 13).
     """
     path = None if synthetic else azure_trace_path(name)
     if path is not None:

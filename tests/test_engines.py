@@ -1,15 +1,17 @@
-"""Differential tests: the fast kernel equals the plain reference on every instance."""
+"""Differential tests: the fast kernel equals the plain reference on every instance, in
+every world (eviction rule, requeue position, KV blocks, clock) and for every registered
+policy; times are integer ticks, so they are compared exactly."""
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import stability as s
-from tests.support import assert_metrics_equal, instances, runnable_horizon
+from tests.support import assert_metrics_equal, instances, runnable_horizon, worlds
 
 
 def both(req, policy, memory, horizon, seed, **kw):
-    horizon = runnable_horizon(req, policy, memory, horizon, seed)
+    horizon = runnable_horizon(req, policy, memory, horizon, seed, **kw)
     fast = s.simulate(req, policy, memory, horizon=horizon, seed=seed, **kw)
     ref = s.simulate(req, policy, memory, horizon=horizon, seed=seed, engine="reference", **kw)
     return fast, ref
@@ -18,6 +20,14 @@ def both(req, policy, memory, horizon, seed, **kw):
 @given(instances(), st.integers(0, 20))
 def test_fast_equals_reference(instance, warmup):
     fast, ref = both(*instance, warmup=warmup)
+    assert fast.raw.differences(ref.raw) == []
+    assert_metrics_equal(fast.metrics(), ref.metrics())
+
+
+@given(instances(world=True), st.integers(0, 20))
+def test_fast_equals_reference_in_every_world(instance, warmup):
+    req, policy, memory, horizon, seed, world = instance
+    fast, ref = both(req, policy, memory, horizon, seed, warmup=warmup, **world)
     assert fast.raw.differences(ref.raw) == []
     assert_metrics_equal(fast.metrics(), ref.metrics())
 
@@ -41,29 +51,34 @@ def test_sampled_series_are_every_stride_th_slot(instance, points):
 @settings(max_examples=25)
 @given(st.integers(0, 2**32), st.sampled_from([s.FlowControl(12), s.ClassBudgets((4, 4, 4)),
                                                 s.Greedy(0.05), s.Conservative(60),
-                                                s.FlowControl(11.7, "poisson")]),
-       st.sampled_from([3000, 16492]))
-def test_fast_equals_reference_on_paper_workload(seed, policy, memory):
-    req = s.Workload.paper_4_1(rate=3.0).generate(120, seed)
-    fast, ref = both(req, policy, memory, 300, seed)
+                                                s.FlowControl(11.7, "poisson"),
+                                                s.VLLM(max_num_seqs=64, max_num_batched_tokens=256)]),
+       st.sampled_from([3000, 16492]), worlds())
+def test_fast_equals_reference_on_paper_workload(seed, policy, memory, world):
+    w = s.Workload.paper_4_1(rate=3.0)
+    req = w.generate_timed(2.0, seed) if world.get("clock") else w.generate(120, seed)
+    fast, ref = both(req, policy, memory, 300, seed, **world)
     assert fast.raw.differences(ref.raw) == []
 
 
 @settings(max_examples=30)
-@given(st.integers(0, 2**32), st.floats(0.05, 3.0))
-def test_stream_equals_batch(seed, rate):
+@given(st.integers(0, 2**32), st.floats(0.05, 3.0), worlds(clocks=False))
+def test_stream_equals_batch(seed, rate, world):
     """simulate_stream draws exactly workload.generate(slots, seed) and simulates it alike."""
     w = s.Workload((s.RequestClass(rate, s.UniformInt(1, 6), s.Geometric(0.2, max=30)),
                     s.RequestClass(rate / 2, 3, s.UniformInt(1, 20))))
-    slots, memory = 400, 60
-    for policy in (s.FlowControl(2), s.Greedy(), s.ClassBudgets((1, 1)), s.Conservative(25)):
-        batch = s.simulate(w.generate(slots, seed), policy, memory, horizon=slots, seed=seed)
-        stream = s.simulate_stream(w, policy, memory, slots, seed=seed, series_points=slots)
+    slots, memory = 400, 64
+    for policy in (s.FlowControl(2), s.Greedy(), s.ClassBudgets((1, 1)), s.Conservative(25),
+                   s.Greedy(max_num_seqs=3, max_num_batched_tokens=6)):
+        batch = s.simulate(w.generate(slots, seed), policy, memory, horizon=slots, seed=seed,
+                           **world)
+        stream = s.simulate_stream(w, policy, memory, slots, seed=seed, series_points=slots,
+                                   **world)
         assert stream.stats == batch.raw.stats
         assert np.array_equal(stream.series.kv, batch.series.kv)
         assert np.array_equal(stream.series.queue, batch.series.queue)
         for name in ("overflow_events", "evictions_total", "bounces", "wasted_tokens",
-                     "decoded_tokens", "slots"):
+                     "decoded_tokens", "prefill_tokens", "recomputed_tokens", "slots"):
             assert getattr(stream, name) == getattr(batch, name), name
         assert_metrics_equal(batch.metrics(), stream.metrics(), rel=0)
         assert (stream.waiting_at_end, stream.active_at_end) == (

@@ -1,4 +1,4 @@
-"""Invariants of DESIGN 1.2 on random instances, checked on the reference's event log.
+"""Invariants of the slot (docs/model.md 2.2) on random instances, checked on the reference's event log.
 
 The fast engine equals the reference on every field (tests/test_engines.py), so these
 hold for both engines.
@@ -9,8 +9,8 @@ from hypothesis import given
 
 import stability as s
 from stability.policies import ClassBudgets
-from stability.reference import run_reference
-from stability._generate import seed_streams
+from stability.engine.generate import seed_streams
+from stability.engine.reference import run_reference
 from tests.support import FIFO_POLICIES, instances, runnable_horizon
 
 
@@ -19,11 +19,12 @@ def run_with_log(req, policy, memory, horizon, seed):
     events = []
     a = req._arrays
     enc = policy.encode(memory, req.num_classes)
+    enc.params[0]["key0"], enc.params[0]["key1"] = seed_streams(seed)[2]
     predicted = (enc.predictions.draw(req.decode, seed).capped(memory - req.prompt)
                  if enc.predictions else None)
     raw = run_reference(a["arrival"], a["prompt"], a["decode"], a["class_id"], enc, memory,
-                        -1 if horizon is None else horizon, seed_streams(seed)[2], 0, events,
-                        predicted=predicted)
+                        -1 if horizon is None else horizon, 0, predicted=predicted,
+                        events=events)
     return raw, events, horizon
 
 

@@ -1,10 +1,9 @@
-"""Budget laws of Alg. 2 and Alg. 1 as the theory sees them (DESIGN 2 and 3).
+"""Budgets as the theory sees them: Alg. 2's law, Alg. 1's per-class budgets, streams.
 
-A budget is the number of activations per slot, B_t.  The theory needs its mean E[B],
-its variance, its largest value and log G(e^s), where G(z) = E[z^B] is its generating
-function.  The closed forms are stated in :data:`stability.theory.symbolic.budget_pgf`;
-the numeric versions here are the same expressions written to stay finite for large s
-(``proofs_check`` compares them with the lambdified symbolic ones).
+A budget is the number of activations per slot, B_t.  The law itself (mean, variance,
+generating function) is :class:`stability.budgets.Budget`, the object ``FlowControl``
+draws from; this module adds Alg. 1's per-class budgets and the split of activations
+into independent streams that the demand model needs.
 
 Policy objects from :mod:`stability.policies` are accepted by duck typing: anything with
 ``budget`` and ``law`` is a flow-control budget, anything with ``budgets`` is a per-class
@@ -13,134 +12,18 @@ budget (Alg. 1).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import expit
 
-from stability.theory.symbolic import BUDGET_LAWS
+from stability.budgets import Budget, check_law, check_mean
 from stability.workload import Workload
 
 __all__ = ["Budget", "PerClassBudget", "Stream", "as_budget", "budget_streams", "class_mix", "UNTHROTTLED"]
 
 UNTHROTTLED = "unthrottled"
 """Budget description meaning: admit every arrival at once (B_t ~ Poisson(lambda))."""
-
-
-def _check_mean(name: str, value, law: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if law == "deterministic" and value != int(value):
-        raise ValueError(
-            f"{name}={value!r} is not allowed for law='deterministic': a deterministic budget "
-            "must be an integer (use law='poisson' or law='two-point' for a real mean)"
-        )
-    return value
-
-
-def _check_law(law) -> str:
-    if law not in BUDGET_LAWS:
-        raise ValueError(f"law={law!r} is not allowed; law must be one of {', '.join(BUDGET_LAWS)}")
-    return law
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Activations per slot B_t, i.i.d. over slots (Alg. 2's budget).
-
-    Parameters
-    ----------
-    mean : E[B] = beta, activations per slot (an integer b for ``law="deterministic"``).
-    law : "deterministic" (B = b), "poisson" (B ~ Poisson(beta)) or "two-point"
-        (B = floor(beta) or ceil(beta), with mean beta).
-    """
-
-    mean: float
-    law: str = "deterministic"
-
-    def __post_init__(self):
-        _check_law(self.law)
-        object.__setattr__(self, "mean", _check_mean("budget", self.mean, self.law))
-
-    # -- moments -------------------------------------------------------------------
-    @property
-    def floor(self) -> int:
-        """n = floor(beta)."""
-        return int(math.floor(self.mean))
-
-    @property
-    def frac(self) -> float:
-        """f = beta - floor(beta) (two-point law: P(B = n + 1) = f)."""
-        return self.mean - self.floor
-
-    @property
-    def var(self) -> float:
-        """Var(B): 0, beta, f (1 - f) for deterministic, Poisson, two-point."""
-        if self.law == "deterministic":
-            return 0.0
-        if self.law == "poisson":
-            return self.mean
-        return self.frac * (1.0 - self.frac)
-
-    @property
-    def max_value(self) -> float:
-        """Largest value of B with positive probability (inf for Poisson)."""
-        if self.law == "poisson":
-            return math.inf if self.mean > 0 else 0.0
-        return float(math.ceil(self.mean))
-
-    # -- generating function ---------------------------------------------------------
-    def log_pgf_of_log(self, s: np.ndarray) -> np.ndarray:
-        """log G(e^s), elementwise (s = log phi >= 0 in the Chernoff bound)."""
-        s = np.asarray(s, dtype=float)
-        if self.law == "deterministic":
-            return self.mean * s
-        if self.law == "poisson":
-            with np.errstate(over="ignore"):
-                return self.mean * np.expm1(s)
-        n, f = self.floor, self.frac
-        if f == 0.0:
-            return n * s
-        return n * s + np.logaddexp(math.log1p(-f), math.log(f) + s)
-
-    def dlog_pgf_of_log(self, s: np.ndarray) -> np.ndarray:
-        """d/ds log G(e^s) (the tilted mean of B)."""
-        s = np.asarray(s, dtype=float)
-        if self.law == "deterministic":
-            return np.full_like(s, self.mean)
-        if self.law == "poisson":
-            with np.errstate(over="ignore"):
-                return self.mean * np.exp(s)
-        n, f = self.floor, self.frac
-        if f == 0.0:
-            return np.full_like(s, float(n))
-        return n + expit(s + math.log(f) - math.log1p(-f))
-
-    def pmf(self, tail: float = 1e-17) -> tuple[np.ndarray, np.ndarray]:
-        """Values and probabilities of B (Poisson cut where the upper tail is < ``tail``)."""
-        if self.law == "deterministic":
-            return np.array([int(self.mean)]), np.array([1.0])
-        if self.law == "two-point":
-            n, f = self.floor, self.frac
-            if f == 0.0:
-                return np.array([n]), np.array([1.0])
-            return np.array([n, n + 1]), np.array([1.0 - f, f])
-        from scipy.stats import poisson
-
-        top = int(self.mean + 12.0 * math.sqrt(self.mean) - math.log(tail)) + 1
-        v = np.arange(top + 1)
-        pr = poisson.pmf(v, self.mean)
-        return v, pr / pr.sum()
-
-    def describe(self) -> str:
-        if self.law == "deterministic":
-            return f"deterministic b={int(self.mean)}"
-        return f"{self.law} beta={self.mean:g}"
 
 
 @dataclass(frozen=True)
@@ -157,14 +40,14 @@ class PerClassBudget:
     law: str = "deterministic"
 
     def __post_init__(self):
-        _check_law(self.law)
+        check_law(self.law)
         budgets = self.budgets
         if isinstance(budgets, (int, float, np.integer, np.floating)):
             budgets = (budgets,)
         budgets = tuple(budgets)
         if not budgets:
             raise ValueError("budgets must hold one budget per class, got an empty sequence")
-        checked = tuple(_check_mean(f"budgets[{k}]", b, self.law) for k, b in enumerate(budgets))
+        checked = tuple(check_mean(f"budgets[{k}]", b, self.law) for k, b in enumerate(budgets))
         object.__setattr__(self, "budgets", checked)
 
     def for_class(self, k: int) -> Budget:

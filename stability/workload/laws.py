@@ -1,12 +1,7 @@
-"""Workloads: request arrays, length laws, multi-class Poisson workloads.
+"""Length laws of prompts and decodes on the positive integers (docs/model.md 1 and 3).
 
-DESIGN 1: request i has an arrival slot a_i >= 0, a prompt length l_i >= 1, a decode
-length o_i >= 1 and a class k_i.  A :class:`Workload` is a list of classes, each with a
-Poisson arrival rate (lambda_k, requests per slot) and two length laws.
-
-Random draws are made by the jitted generator in :mod:`stability._generate` so that
-``Workload.generate`` and the streaming engine see exactly the same requests for the
-same seed (one random stream for arrivals, one for lengths, DESIGN 4).
+Each law carries its exact mean, second moment and probability table (the theory reads
+them) and an encoding for the jitted sampler (``stability.engine.generate``).
 """
 
 from __future__ import annotations
@@ -16,128 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = [
-    "Requests",
-    "LengthLaw",
-    "Deterministic",
-    "Geometric",
-    "UniformInt",
-    "Empirical",
-    "LogNormal",
-    "RequestClass",
-    "Workload",
-]
+from stability import validation
+from stability.engine.codes import LAW_DETERMINISTIC, LAW_GEOMETRIC, LAW_TABLE, LAW_UNIFORM
+from stability.workload.requests import _as_int_array
 
-# Codes shared with the jitted sampler (stability._generate.draw_length).
-LAW_DETERMINISTIC = 0
-LAW_GEOMETRIC = 1
-LAW_UNIFORM = 2
-LAW_TABLE = 3
-
-
-def _as_int_array(name: str, values) -> np.ndarray:
-    """A one-dimensional int64 copy of ``values``; floats must be whole numbers."""
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a one-dimensional array, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
-        bad = np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(f"{name}[{i}] = {float(arr[i])!r} is not allowed; {name} must hold integers")
-    return arr.astype(np.int64)
-
-
-class Requests:
-    """A batch of requests, aligned by index (DESIGN 1).
-
-    Parameters
-    ----------
-    arrival : int array, a_i, arrival slot (>= 0).
-    prompt : int array, l_i, prompt tokens (>= 1).
-    decode : int array, o_i, decode tokens (>= 1).
-    class_id : int array or None, k_i (>= 0); all zero when omitted.
-
-    The arrays are copied to int64 and exposed read-only.
-    """
-
-    __slots__ = ("_arrays",)
-
-    def __init__(self, arrival, prompt, decode, class_id=None):
-        arrays = {
-            "arrival": _as_int_array("arrival", arrival),
-            "prompt": _as_int_array("prompt", prompt),
-            "decode": _as_int_array("decode", decode),
-        }
-        n = arrays["arrival"].size
-        arrays["class_id"] = (np.zeros(n, dtype=np.int64) if class_id is None
-                              else _as_int_array("class_id", class_id))
-        for name, arr in arrays.items():
-            if arr.size != n:
-                raise ValueError(
-                    f"{name} has length {arr.size}, but arrival has length {n}; "
-                    "all request arrays must have equal lengths"
-                )
-        for name, low in (("arrival", 0), ("prompt", 1), ("decode", 1), ("class_id", 0)):
-            arr = arrays[name]
-            bad = np.flatnonzero(arr < low)
-            if bad.size:
-                i = int(bad[0])
-                raise ValueError(
-                    f"{name}[{i}] = {int(arr[i])} is not allowed; {name} must be >= {low}"
-                )
-        self._arrays = arrays
-
-    @classmethod
-    def _trusted(cls, arrival, prompt, decode, class_id) -> "Requests":
-        """Adopt int64 arrays known to be valid (fresh generator output) without copying."""
-        obj = object.__new__(cls)
-        obj._arrays = {"arrival": arrival, "prompt": prompt, "decode": decode,
-                       "class_id": class_id}
-        return obj
-
-    def _view(self, name):
-        view = self._arrays[name].view()
-        view.setflags(write=False)
-        return view
-
-    arrival = property(lambda self: self._view("arrival"), doc="a_i, arrival slots")
-    prompt = property(lambda self: self._view("prompt"), doc="l_i, prompt tokens")
-    decode = property(lambda self: self._view("decode"), doc="o_i, decode tokens")
-    class_id = property(lambda self: self._view("class_id"), doc="k_i, classes")
-
-    def __len__(self) -> int:
-        return int(self._arrays["arrival"].size)
-
-    def __repr__(self) -> str:
-        return f"Requests(n={len(self)}, classes={self.num_classes})"
-
-    @property
-    def num_classes(self) -> int:
-        return int(self._arrays["class_id"].max()) + 1 if len(self) else 1
-
-    def check_fits(self, memory: int) -> None:
-        """Raise if some request can never complete: l + o > M (DESIGN 1)."""
-        prompt, decode = self._arrays["prompt"], self._arrays["decode"]
-        bad = np.flatnonzero(prompt + decode > memory)
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(
-                f"request {i} has prompt l={int(prompt[i])} and decode o={int(decode[i])}, "
-                f"so l + o = {int(prompt[i] + decode[i])} exceeds the KV capacity M={memory}; "
-                "it could never complete"
-            )
-
-    def memory_time(self) -> np.ndarray:
-        """w(l, o) = l*o + o(o+1)/2 per request (KV workload, DESIGN 1)."""
-        prompt, decode = self._arrays["prompt"], self._arrays["decode"]
-        return prompt * decode + decode * (decode + 1) // 2
-
-
-# ----------------------------------------------------------------------------------------
-# Length laws
+__all__ = ["LengthLaw", "Deterministic", "Geometric", "UniformInt", "Empirical", "LogNormal",
+           "parse_law"]
 
 
 class LengthLaw:
@@ -170,7 +49,7 @@ class LengthLaw:
         raise NotImplementedError
 
     def encode(self) -> np.ndarray:
-        """The law as a flat float vector for the jitted sampler (``_generate.draw_length``).
+        """The law as a flat float vector for the jitted sampler (``engine.generate``).
 
         Layouts: deterministic [0, v]; geometric [1, log(1-p), max or -1, P(o <= max)];
         uniform [2, low, count]; table [3, n, thresholds(n), values(n), alias values(n)]
@@ -180,14 +59,7 @@ class LengthLaw:
 
 
 def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return validation.integer(name, value, low, whole_floats=True)
 
 
 def _alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -271,7 +143,7 @@ class Deterministic(LengthLaw):
 
 @dataclass(frozen=True)
 class Geometric(LengthLaw):
-    """P(o = k) = (1 - p)^(k-1) p for k = 1, 2, ... (mean 1/p), DESIGN 3.
+    """P(o = k) = (1 - p)^(k-1) p for k = 1, 2, ... (mean 1/p), docs/model.md 3.
 
     ``max`` truncates by conditioning on o <= max (None: unbounded).
     """
@@ -467,111 +339,23 @@ class LogNormal(_TableLaw):
         return self._values, self._probs
 
 
-# ----------------------------------------------------------------------------------------
-# Classes and workloads
-
-
-@dataclass(frozen=True)
-class RequestClass:
-    """One request class: Poisson arrivals at ``rate`` (lambda_k per slot) and length laws."""
-
-    rate: float
-    prompt: LengthLaw
-    decode: LengthLaw
-    name: str = ""
-
-    def __post_init__(self):
-        if isinstance(self.prompt, int):
-            object.__setattr__(self, "prompt", Deterministic(self.prompt))
-        if isinstance(self.decode, int):
-            object.__setattr__(self, "decode", Deterministic(self.decode))
-        if not isinstance(self.rate, (int, float)) or not math.isfinite(self.rate) or self.rate < 0:
-            raise ValueError(f"rate must be a finite number >= 0, got {self.rate!r}")
-        object.__setattr__(self, "rate", float(self.rate))
-        for name in ("prompt", "decode"):
-            if not isinstance(getattr(self, name), LengthLaw):
-                raise ValueError(f"{name} must be a LengthLaw or an int, got {getattr(self, name)!r}")
-
-    def mean_memory_time(self) -> float:
-        """E[w] = E[l] E[o] + (E[o^2] + E[o]) / 2 (l and o independent), DESIGN 1."""
-        o = self.decode
-        return self.prompt.mean() * o.mean() + (o.second_moment() + o.mean()) / 2.0
-
-
-@dataclass(frozen=True)
-class Workload:
-    """Independent Poisson streams, one per class (lambda_k requests per slot).
-
-    Equivalently one Poisson(sum_k lambda_k) stream whose requests pick class k with
-    probability lambda_k / sum lambda; the generator draws it that way, so arrivals of
-    different classes are interleaved at random within a slot.
-    """
-
-    classes: tuple
-
-    def __post_init__(self):
-        classes = tuple(self.classes)
-        if not classes:
-            raise ValueError("classes must hold at least one RequestClass")
-        for i, c in enumerate(classes):
-            if not isinstance(c, RequestClass):
-                raise ValueError(f"classes[{i}] must be a RequestClass, got {c!r}")
-        object.__setattr__(self, "classes", classes)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def rates(self) -> np.ndarray:
-        return np.array([c.rate for c in self.classes])
-
-    @property
-    def total_rate(self) -> float:
-        return float(sum(c.rate for c in self.classes))
-
-    def max_request_tokens(self) -> float:
-        """Largest possible l + o over classes (inf if some law is unbounded)."""
-        return max(c.prompt.max_value + c.decode.max_value for c in self.classes)
-
-    def mean_kv_load(self) -> float:
-        """sum_k lambda_k E[w_k]: mean KV demand per slot (Prop. 3.2's left side)."""
-        return float(sum(c.rate * c.mean_memory_time() for c in self.classes))
-
-    def scaled(self, factor: float) -> "Workload":
-        """The same classes with every rate multiplied by ``factor``."""
-        if not (math.isfinite(factor) and factor >= 0):
-            raise ValueError(f"factor must be a finite number >= 0, got {factor!r}")
-        return Workload(
-            tuple(RequestClass(c.rate * factor, c.prompt, c.decode, c.name) for c in self.classes)
-        )
-
-    def with_total_rate(self, rate: float) -> "Workload":
-        """Rescale the class rates (keeping their proportions) so they sum to ``rate``."""
-        total = self.total_rate
-        if total <= 0:
-            raise ValueError("cannot rescale a workload whose total rate is 0")
-        return self.scaled(rate / total)
-
-    def generate(self, slots: int, seed: int = 0) -> Requests:
-        """Draw the arrivals in slots 0 .. slots-1 (same draws as the streaming engine)."""
-        from stability import _generate
-
-        slots = _check_int("slots", slots, 0)
-        return _generate.generate_requests(self, slots, seed)
-
-    # -- named workloads -------------------------------------------------------------
-    @classmethod
-    def paper_4_1(cls, rate: float = 5.0) -> "Workload":
-        """Section 4.1: classes (l, o) = (10, 20), (10, 40), (10, 60), each Poisson ``rate``."""
-        return cls(
-            tuple(
-                RequestClass(rate, Deterministic(10), Deterministic(o), name=f"o={o}")
-                for o in (20, 40, 60)
-            )
-        )
-
-    @classmethod
-    def single(cls, rate: float, prompt, decode) -> "Workload":
-        """One class with the given rate and length laws (ints mean deterministic)."""
-        return cls((RequestClass(rate, prompt, decode),))
+def parse_law(text: str) -> LengthLaw:
+    """A length law from ``det:V``, ``geom:P``, ``geom-mean:MEAN``, ``uniform:LO:HI`` or
+    ``lognormal:MEAN:MEDIAN:MAX`` (the command-line and sweep-config syntax)."""
+    parts = str(text).split(":")
+    kind, args = parts[0], parts[1:]
+    try:
+        if kind == "det" and len(args) == 1:
+            return Deterministic(int(args[0]))
+        if kind == "geom" and len(args) == 1:
+            return Geometric(float(args[0]))
+        if kind == "geom-mean" and len(args) == 1:
+            return Geometric(1.0 / float(args[0]))
+        if kind == "uniform" and len(args) == 2:
+            return UniformInt(int(args[0]), int(args[1]))
+        if kind == "lognormal" and len(args) == 3:
+            return LogNormal.matching(float(args[0]), int(args[1]), int(args[2]))
+    except (ValueError, ZeroDivisionError) as err:
+        raise ValueError(f"{text!r}: {err}") from None
+    raise ValueError(f"{text!r} is not a length law; use det:V, geom:P, geom-mean:MEAN, "
+                     "uniform:LO:HI or lognormal:MEAN:MEDIAN:MAX")

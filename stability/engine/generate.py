@@ -1,4 +1,4 @@
-"""Jitted request generation shared by ``Workload.generate`` and the streaming engine.
+"""Jitted request generation shared by ``Workload.generate`` and the streaming kernel.
 
 Poisson arrivals are drawn slot-with-arrivals by slot-with-arrivals: the gap to the next
 slot holding an arrival is geometric with success probability 1 - exp(-lambda), and its
@@ -16,12 +16,12 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from stability import _rng
-from stability.workload import LAW_DETERMINISTIC, LAW_GEOMETRIC, LAW_UNIFORM, Requests, Workload
+from stability.engine import rng as _rng
+from stability.engine.codes import LAW_DETERMINISTIC, LAW_GEOMETRIC, LAW_UNIFORM
 
 
 class EncodedWorkload(NamedTuple):
-    """A workload as plain arrays for the kernels (K classes)."""
+    """A workload as plain arrays for the kernels (K classes); see ``Workload.encode``."""
 
     total_rate: float  # lambda = sum_k lambda_k, arrivals per slot
     class_cdf: np.ndarray  # (K,) cumulative class probabilities lambda_k / lambda
@@ -29,25 +29,8 @@ class EncodedWorkload(NamedTuple):
     law_data: np.ndarray  # flat float vector of the encoded laws (LengthLaw.encode)
 
 
-def encode_workload(workload: Workload) -> EncodedWorkload:
-    pieces, offsets, position = [], [], 0
-    for c in workload.classes:
-        for law in (c.prompt, c.decode):
-            vec = law.encode()
-            offsets.append(position)
-            pieces.append(vec)
-            position += vec.size
-    rates = workload.rates
-    total = float(rates.sum())
-    cdf = np.cumsum(rates) / total if total > 0 else np.ones(rates.size)
-    cdf[-1] = 1.0
-    return EncodedWorkload(total, cdf, np.array(offsets, np.int64), np.concatenate(pieces))
-
-
 def seed_streams(seed: int):
     """(arrival state, length state, budget key): one stream per source of randomness."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     arrivals, lengths, budgets = np.random.SeedSequence(int(seed)).spawn(3)
     return _rng.new_state(arrivals), _rng.new_state(lengths), _rng.new_key(budgets)
 
@@ -152,12 +135,14 @@ def draw_next_slot(rng, total_rate, class_cdf, law_offset, law_data, scratch):
     return gap, count
 
 
-def generate_requests(workload: Workload, slots: int, seed: int) -> Requests:
-    """The requests arriving in slots 0 .. slots-1 (the streaming engine draws the same)."""
-    enc = encode_workload(workload)
+def generate_arrays(enc: EncodedWorkload, slots: int, seed: int):
+    """(arrival, prompt, decode, class) of the requests arriving in slots 0 .. slots-1.
+
+    The streaming kernel draws exactly the same requests for the same seed.
+    """
     arrival_state, length_state, _ = seed_streams(seed)
     mean = enc.total_rate * slots
     capacity = int(mean + 10.0 * math.sqrt(mean) + 16)
     arrival, drawn = _generate(slots, enc.total_rate, enc.class_cdf, enc.law_offset,
                                enc.law_data, arrival_state, length_state, capacity)
-    return Requests._trusted(arrival, drawn[1], drawn[2], drawn[0])
+    return arrival, drawn[1], drawn[2], drawn[0]

@@ -16,7 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
-from stability.policies import BUDGET_DETERMINISTIC, BUDGET_POISSON
+from stability.engine.codes import BUDGET_DETERMINISTIC, BUDGET_POISSON
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

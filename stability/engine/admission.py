@@ -1,0 +1,262 @@
+"""Admission hooks: each policy's part of the fast kernel, chosen by its code.
+
+A policy enters the kernel through five small functions (docs/model.md section 4):
+
+- :func:`candidates`: how many waiting requests it considers this slot (and, for the
+  length-aware policies, which ones);
+- :func:`fits`: whether the next candidate may join the batch, given its need;
+- :func:`bounces`: whether a candidate that does not fit bounces (counted, like a request
+  admitted and removed by the overflow check: Alg. 1 and 2 admit without a memory check)
+  or simply stops admission (memory-checked rules);
+- :func:`reservation`: the tokens a policy books for an active request (worst-case
+  reservation rules), kept as a running sum;
+- :func:`quiet`: whether nothing can be admitted until the next event, so the kernel may
+  skip slots.
+
+Adding a policy: a code, a :data:`PARAMS` field if it needs one, a branch in the hooks
+that differ from the default, its class in :mod:`stability.policies` and its rule in
+:mod:`stability.engine.reference`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from stability.engine import rng
+from stability.engine.codes import ACTIVE, NO_LIMIT
+
+# policy codes
+FLOW = 0  # Alg. 2: B_t from the head, no memory check
+CLASSES = 1  # Alg. 1: b_k per class, no memory check
+GREEDY = 2  # FCFS while R + need <= cap
+CONSERVATIVE = 3  # FCFS while the reservations fit in M
+MEMORY_CHECKED = 4  # MC-SF, MC-Benchmark, A_min: projected memory at predicted completions
+
+# how candidates are taken from the waiting queues
+FROM_HEAD, FROM_CLASSES, FROM_CHOICE = 0, 1, 2
+
+# memory-checked orders and estimates
+ORDER_SHORTEST, ORDER_FCFS = 0, 1
+ESTIMATE_POINT, ESTIMATE_DOUBLING = 0, 1
+
+PARAMS = np.dtype([
+    ("code", np.int64),  # which policy (the codes above)
+    ("budget_law", np.int64), ("budget", np.int64), ("budget_mean", np.float64),  # FLOW
+    ("key0", np.uint64), ("key1", np.uint64),  # FLOW: the counter-based budget stream
+    ("cap", np.int64),  # GREEDY: admit while R + need <= cap
+    ("max_decode", np.int64), ("use_upper", np.bool_),  # CONSERVATIVE (A_max: upper bound)
+    ("order", np.int64), ("estimate", np.int64),  # MEMORY_CHECKED
+])
+"""Named parameters of every policy (a policy sets the fields it uses)."""
+
+
+def new_params(**values) -> np.ndarray:
+    params = np.zeros(1, PARAMS)
+    for name, value in values.items():
+        params[0][name] = value
+    return params
+
+
+@njit(cache=True, nogil=True, inline="always")
+def source(code):
+    """Where the candidates come from: the head of one queue, per-class quotas, or a list."""
+    if code == CLASSES:
+        return FROM_CLASSES
+    if code == MEMORY_CHECKED:
+        return FROM_CHOICE
+    return FROM_HEAD
+
+
+@njit(cache=True, nogil=True, inline="always")
+def bounces(code):
+    """True if a candidate that does not fit bounces (admitted without a memory check)."""
+    return code == FLOW or code == CLASSES
+
+
+@njit(cache=True, nogil=True, inline="always")
+def reservation(code, p, prompt, upper):
+    """Tokens booked for an active request (Conservative / A_max: l + bound)."""
+    if code == CONSERVATIVE:
+        return prompt + (upper if p.use_upper else p.max_decode)
+    return 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def fits(code, p, memory, demand, need, reserved, booking):
+    """May the next candidate join: ``need`` more tokens on top of ``demand`` (R so far),
+    or ``booking`` on top of the reserved total?"""
+    if code == GREEDY:
+        return demand + need <= p.cap
+    if code == CONSERVATIVE:
+        return reserved + booking <= memory
+    if code == MEMORY_CHECKED:
+        return True  # chosen by memory_checked_choice
+    return demand + need <= memory  # FLOW, CLASSES: the longest prefix that fits stays
+
+
+@njit(cache=True, nogil=True, inline="always")
+def candidates(code, p, class_budgets, t, waiting, q_length, quota):
+    """Candidates this slot (FROM_HEAD: from the head; FROM_CLASSES: fills ``quota``).
+
+    FROM_CHOICE policies compute their list in :func:`memory_checked_choice`.
+    """
+    if code == FLOW:
+        if q_length[0] == 0:
+            return 0
+        return min(rng.budget(p.budget_law, p.budget, p.budget_mean, p.key0, p.key1, t),
+                   q_length[0])
+    if code == CLASSES:
+        total = 0
+        for g in range(q_length.size):
+            quota[g] = min(class_budgets[g], q_length[g]) if g < class_budgets.size else 0
+            total += quota[g]
+        return total
+    return waiting
+
+
+@njit(cache=True, nogil=True, inline="always")
+def quiet(code, p, class_budgets, memory, waiting, q_length, demand_next, head_need,
+          reserved, head_booking):
+    """True if nothing can be admitted in the next slot nor until an event changes the
+    state (a completion, an arrival, an eviction): R only grows in between.
+
+    ``demand_next`` is R of the next slot before admission, ``head_need`` what the head of
+    the (single) queue would add.
+    """
+    if waiting == 0:
+        return True
+    if code == FLOW:
+        return p.budget_law == 0 and p.budget == 0
+    if code == CLASSES:
+        for g in range(q_length.size):
+            if q_length[g] > 0 and g < class_budgets.size and class_budgets[g] > 0:
+                return False
+        return True
+    if code == GREEDY:
+        return demand_next + head_need > p.cap
+    if code == CONSERVATIVE:
+        return reserved + head_booking > memory
+    return False  # memory-checked admission is re-evaluated every slot
+
+
+# ---------------------------------------------------------------- length-aware policies
+@njit(cache=True, nogil=True)
+def estimate(mode, g, point, lower, upper):
+    """Estimated total length of a request with g tokens so far (memory-checked rules):
+    the prediction (at least g + 1), or for A_min the lower bound doubled each time the
+    request outlives it, capped at the upper bound."""
+    if mode == ESTIMATE_POINT:
+        return max(point, g + 1)
+    e = lower
+    while e <= g and e < upper:
+        e *= 2
+    return max(min(e, upper), g + 1)
+
+
+@njit(cache=True, nogil=True)
+def memory_checked_choice(t, memory, order, mode, members_l, members_u, members_e, count,
+                          waiting, waiting_n, r_prompt, r_kept, r_point, r_lower, r_upper,
+                          key, out):
+    """The longest prefix of ``waiting`` (in the policy's order) that keeps the projected
+    memory <= M at every predicted completion slot; written to ``out``.
+
+    members_* hold (l, u, e) of the active requests in their first ``count`` entries and
+    have room for the admitted ones.  m(tau) = sum_{e_r >= tau} (l_r + tau - u_r + 1) is
+    kept at every checkpoint tau = e_r and updated in O(count) per candidate.  A request
+    readmitted with g kept tokens starts at u = t - g.  Requests requeued at the front
+    (negative ``key``) come first, in key order; the rest in the policy's order.
+    """
+    by_key = np.argsort(key[:waiting_n], kind="mergesort")
+    if order == ORDER_SHORTEST:
+        first = np.empty(waiting_n, np.int64)
+        for j in range(waiting_n):
+            idx = waiting[by_key[j]]
+            front = key[by_key[j]] < 0
+            est = estimate(mode, r_kept[idx], r_point[idx], r_lower[idx], r_upper[idx])
+            first[j] = -1 if front else est
+        ranked = by_key[np.argsort(first, kind="mergesort")]
+    else:
+        ranked = by_key
+    level = np.empty(members_l.size, np.int64)  # m at each member's completion slot
+    for a in range(count):
+        total = 0
+        for b in range(count):
+            if members_e[b] >= members_e[a]:
+                total += members_l[b] + members_e[a] - members_u[b] + 1
+        level[a] = total
+        if total > memory:
+            return 0  # the active set alone is projected to overflow: admit nothing
+    taken = 0
+    for j in range(waiting_n):
+        idx = waiting[ranked[j]]
+        l = r_prompt[idx]
+        g = r_kept[idx]
+        u = t - g
+        e = u + estimate(mode, g, r_point[idx], r_lower[idx], r_upper[idx]) - 1
+        ok = True
+        for a in range(count):
+            if members_e[a] <= e and level[a] + l + members_e[a] - u + 1 > memory:
+                ok = False
+                break
+        own = l + e - u + 1
+        for b in range(count):
+            if members_e[b] >= e:
+                own += members_l[b] + e - members_u[b] + 1
+        if not ok or own > memory:
+            break
+        for a in range(count):
+            if members_e[a] <= e:
+                level[a] += l + members_e[a] - u + 1
+        members_l[count] = l
+        members_u[count] = u
+        members_e[count] = e
+        level[count] = own
+        count += 1
+        out[taken] = idx
+        taken += 1
+    return taken
+
+
+@njit(cache=True, nogil=True)
+def active_members(t, p, req, stack_idx, stack_stamp, stack_n, members_l, members_u,
+                   members_e):
+    """(l, u, predicted completion slot) of every decoding request; returns their count."""
+    count = 0
+    for j in range(stack_n):
+        idx = stack_idx[j]
+        if req.state[idx] == ACTIVE and req.admitted[idx] == stack_stamp[j] \
+                and req.start[idx] >= 0:
+            members_l[count] = req.prompt[idx]
+            members_u[count] = req.start[idx]
+            members_e[count] = req.start[idx] - 1 + estimate(
+                p.estimate, t - req.start[idx], req.point[idx], req.lower[idx],
+                req.upper[idx])
+            count += 1
+    return count
+
+
+
+class Encoded(NamedTuple):
+    """A policy as the engines see it (``Policy.encode``).
+
+    params : one :data:`PARAMS` record; class_budgets : Alg. 1's b_k (else empty);
+    groups_by_class : one FIFO queue per class; evict_to : an overflow evicts LIFO until
+    R <= evict_to; max_active, token_budget : caps on the batch (vLLM's max_num_seqs and
+    max_num_batched_tokens, ``codes.NO_LIMIT`` when off); predictions : the prediction
+    model of a length-aware policy (drawn by the API), else None.
+    """
+
+    params: np.ndarray
+    class_budgets: np.ndarray
+    groups_by_class: bool
+    evict_to: int
+    max_active: int = NO_LIMIT
+    token_budget: int = NO_LIMIT
+    predictions: object = None
+
+    @property
+    def code(self) -> int:
+        return int(self.params[0]["code"])
