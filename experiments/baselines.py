@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.common import (Check, Context, Interval, cached, critical_total_rate, fmt,
+from experiments.common import (policy_key, Check, Context, Interval, cached, critical_total_rate, fmt,
                                 geometric_quantile, mean_decode, select, sweep_seeds,
                                 write_results)
 
@@ -91,19 +91,19 @@ def _derived(rows: dict) -> dict:
 
 def _series(workload, memory: int, table: dict, slots: int, seed: int) -> dict:
     import stability as s
-    from stability.sweep import PolicySpec
+    from stability.policies import from_spec
 
     requests = workload.generate(slots, seed)
     out = {}
     for i, spec in enumerate(table.values()):
-        result = s.simulate(requests, PolicySpec.from_dict(spec).build(), memory, horizon=slots,
+        result = s.simulate(requests, from_spec(spec), memory, horizon=slots,
                             seed=seed, series_points=slots)
         out[f"kv_{i}"] = result.series.kv.astype(np.float64) / memory
     return out
 
 
 def compute(ctx: Context) -> dict:
-    from stability.sweep import PolicySpec, Sweep, WorkloadSpec
+    from stability.sweep import Sweep, WorkloadSpec
     from stability.theory.tuning import tune_budget
 
     from experiments.common import run_sweeps
@@ -132,7 +132,7 @@ def compute(ctx: Context) -> dict:
         for load, sweep in zip(b["loads"], sweeps):
             w = sweep.workloads[0].canonical()
             for label, spec in zip(labels, tables[load].values()):
-                rows = select(columns, workload=w, policy=PolicySpec.from_dict(spec).canonical())
+                rows = select(columns, workload=w, policy=policy_key(spec))
                 order = np.argsort(rows["replication"])
                 point = {"load": load, "budget": spec.get("budget"),
                          "replications": rows["replication"][order].tolist()}

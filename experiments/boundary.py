@@ -11,7 +11,7 @@ flow control with a budget inside the window (lambda, M / E[w]) is stable below 
 
 from __future__ import annotations
 
-from experiments.common import (CHECK_LEVEL, Check, Context, Interval, fmt, growth_rate,
+from experiments.common import (policy_key, CHECK_LEVEL, Check, Context, Interval, fmt, growth_rate,
                                 half_sweep, select, summary, sweep_seeds, verdict,
                                 write_results)
 
@@ -53,7 +53,7 @@ def policies(tuned_budget: float) -> dict:
 
 def compute(ctx: Context) -> dict:
     import stability as s
-    from stability.sweep import PolicySpec, Sweep
+    from stability.sweep import Sweep
     from stability.theory import critical_rate
     from stability.theory.tuning import tune_budget
 
@@ -71,7 +71,7 @@ def compute(ctx: Context) -> dict:
     columns = run_sweeps(ctx, NAME, [sweep, half_sweep(sweep)])
     curves = {}
     for label, spec in table.items():
-        canon = PolicySpec.from_dict(spec).canonical()
+        canon = policy_key(spec)
         pts = []
         for w in sweep.workloads:
             both = select(columns, workload=w.canonical(), policy=canon)

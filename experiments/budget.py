@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from experiments.common import (CHECK_LEVEL, Check, Context, Interval, cached_json, fmt,
+from experiments.common import (policy_key, CHECK_LEVEL, Check, Context, Interval, cached_json, fmt,
                                 select, summary, sweep_seeds, verdict, write_results)
 
 NAME = "budget"
@@ -52,7 +52,7 @@ def _budget(ctx: Context) -> dict:
 
 
 def compute(ctx: Context) -> dict:
-    from stability.sweep import PolicySpec, Sweep, WorkloadSpec
+    from stability.sweep import Sweep, WorkloadSpec
     from stability.theory.tuning import budget_window, tune_budget
 
     from experiments.common import run_sweeps
@@ -85,7 +85,7 @@ def compute(ctx: Context) -> dict:
 
         def point_summary(spec, wcanon=wcanon):
             rows = select(columns, workload=wcanon,
-                          policy=PolicySpec.from_dict(spec).canonical())
+                          policy=policy_key(spec))
             out = {"unfinished": summary(rows["unfinished"])}
             for m in METRICS:
                 out[m] = summary(rows[m])

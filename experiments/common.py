@@ -124,6 +124,14 @@ def sweep_seeds(sweeps: list) -> dict:
     return {w: [seeds[r] for r in sorted(seeds)] for w, seeds in out.items()}
 
 
+def policy_key(spec: dict) -> str:
+    """The canonical JSON of a policy spec, as the results store holds it."""
+    from stability.policies import from_spec
+    from stability.sweep.spec import canonical
+
+    return canonical(from_spec(spec).to_spec())
+
+
 def select(columns: dict, **conditions) -> dict:
     """Rows whose columns equal the given values (JSON specs compared canonically)."""
     mask = np.ones(len(columns["key"]), dtype=bool)

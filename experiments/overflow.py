@@ -17,18 +17,17 @@ warm-up (the queue building up) is removed exactly: each replication is also run
 warm-up slots alone with the same seed (the streaming engine is deterministic in the seed,
 so it is the same prefix) and those overflow events are subtracted.
 
-Hook for rare-event estimates: :func:`rare_event_points` adds points from
-``stability.rare`` if that module exists (see its docstring for the interface expected).
+Rare-event estimates: :func:`rare_event_points` adds importance-sampling points from
+``stability.theory.rare`` far below what plain simulation reaches.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
 
-from experiments.common import (Check, Context, Interval, cached_json, fmt, select,
+from experiments.common import (policy_key, Check, Context, Interval, cached_json, fmt, select,
                                 sweep_seeds, write_results)
 
 NAME = "overflow"
@@ -76,58 +75,41 @@ RARE_SLACKS = {"deterministic": (1260, 2260, 3260, 4260, 5260),
 
 
 def rare_event_points(workload, law: str, mode: str, log=None) -> list:
-    """Extra points from a rare-event estimator, if ``stability.rare`` provides one.
+    """Importance-sampling estimates of P(U > M) (``stability.theory.rare``), the per-slot
+    overflow probability of the saturated eviction-free relaxation (the quantity of the
+    FFT line), at :data:`RARE_SLACKS`, with intervals Bonferroni-corrected to 99%
+    family-wise.  Returns dicts (memory, slack, estimate, ci_low, ci_high, fft, method)."""
+    from stability.theory import exact_tail
+    from stability.theory.budget import Budget
+    from stability.theory.rare import overflow_probability_is
 
-    Hook for the importance-sampling engineer.  Used when the module exists and has
-
-        stability.rare.overflow_probability_is(workload, budget, memory, samples=..., seed=...,
-                                               alpha=...) -> Estimate
-
-    with attributes ``value``, ``ci_low``, ``ci_high`` (Bonferroni 99% family-wise) and
-    ``method``:
-    an estimate of P(U > M), the per-slot overflow probability of the saturated
-    eviction-free relaxation (the quantity of the FFT line).  Returns a list of dicts
-    (memory, slack, estimate, ci_low, ci_high, fft, method); empty when there is no
-    estimator.  A failing estimator is reported and skipped, never fatal.
-    """
-    if importlib.util.find_spec("stability.rare") is None:
-        return []
-    try:
-        import stability.rare as rare
-        from stability.theory import exact_tail
-        from stability.theory.budget import Budget
-
-        estimator = getattr(rare, "overflow_probability_is", None)
-        if estimator is None:
-            return []
-        samples = {"smoke": 2_000, "quick": 20_000, "full": 200_000}[mode]
-        budget = Budget(BUDGET, law)
-        memories = [int(MEAN_DEMAND + d) for d in RARE_SLACKS[law]]
-        fft = exact_tail(workload, budget, memories).prob
-        out = []
-        alpha = 0.01 / len(memories)  # Bonferroni: 99% family-wise over the points
-        for memory, p in zip(memories, fft):
-            est = estimator(workload, budget, memory, samples=samples, seed=ROOT_SEED,
-                            alpha=alpha)
-            out.append({"memory": memory, "slack": memory - MEAN_DEMAND, "estimate": est.value,
-                        "ci_low": est.ci_low, "ci_high": est.ci_high, "fft": float(p),
-                        "samples": samples, "level": 1 - alpha,
-                        "method": f"{est.method} sampling of P(U > M)"})
-        return out
-    except Exception as err:  # an estimator under development must not stop the report
-        if log is not None:
-            log(f"{NAME}: stability.rare estimator skipped ({type(err).__name__}: {err})")
-        return []
+    samples = {"smoke": 2_000, "quick": 20_000, "full": 200_000}[mode]
+    budget = Budget(BUDGET, law)
+    memories = [int(MEAN_DEMAND + d) for d in RARE_SLACKS[law]]
+    fft = exact_tail(workload, budget, memories).prob
+    out = []
+    alpha = 0.01 / len(memories)  # Bonferroni: 99% family-wise over the points
+    for memory, p in zip(memories, fft):
+        est = overflow_probability_is(workload, budget, memory, samples=samples,
+                                      seed=ROOT_SEED, alpha=alpha)
+        out.append({"memory": memory, "slack": memory - MEAN_DEMAND, "estimate": est.value,
+                    "ci_low": est.ci_low, "ci_high": est.ci_high, "fft": float(p),
+                    "samples": samples, "level": 1 - alpha,
+                    "method": f"{est.method} sampling of P(U > M)"})
+    return out
 
 
-def _rare_digest() -> str | None:
-    """Hash of stability/rare.py (None when absent): new estimator code, new points."""
-    spec = importlib.util.find_spec("stability.rare")
-    if spec is None or not spec.origin:
-        return None
+def _rare_digest() -> str:
+    """Hash of the rare-event estimator's source: new estimator code, new points."""
     import hashlib
+    from pathlib import Path
 
-    return hashlib.sha256(open(spec.origin, "rb").read()).hexdigest()[:16]
+    import stability.theory.rare as rare
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(rare.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _lines(workload, budget, slacks: list) -> dict:
@@ -173,9 +155,8 @@ def compute(ctx: Context) -> dict:
     points = {law: [] for law in LAWS}
     for (law, m), (reps, per_rep, p) in plans.items():
         policy = {"kind": "flow", "budget": BUDGET, "law": law}
-        from stability.sweep import PolicySpec
-
-        canon = PolicySpec.from_dict(policy).canonical()
+    
+        canon = policy_key(policy)
         full = select(columns, policy=canon, memory=m, slots=per_rep)
         head = select(columns, policy=canon, memory=m, slots=b["warmup"])
         by_seed = dict(zip(head["seed"].tolist(), head["overflow_events"].tolist()))
@@ -263,7 +244,7 @@ def verify(results: dict) -> list:
         if rare:
             ok = all(p["ci_low"] <= p["fft"] <= p["ci_high"] for p in rare)
             rows.append(Check(
-                NAME, f"{law} budget: rare-event estimates of P(U > M) (stability.rare) agree "
+                NAME, f"{law} budget: rare-event estimates of P(U > M) (stability.theory.rare) agree "
                       "with the exact FFT tail", "ours", "P(U > M) by FFT",
                 "; ".join(f"Delta={p['slack']:.0f}: {fmt(p['estimate'], 3)} "
                           f"[{fmt(p['ci_low'], 3)}, {fmt(p['ci_high'], 3)}] vs {fmt(p['fft'], 3)}"

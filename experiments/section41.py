@@ -76,13 +76,15 @@ def compute(ctx: Context) -> dict:
                                   mean_memory_time, queue_drift)
     from stability.theory.budget import Budget
 
+    from stability.sweep.spec import canonical
+
     from experiments.common import run_sweeps
 
     b = _budget(ctx)
     sweep = _sweep(b)
     columns = run_sweeps(ctx, NAME, [sweep, half_sweep(sweep)])
     seeds = sweep_seeds([sweep])
-    policy = sweep.policies[0].canonical()
+    policy = canonical(sweep.policies[0].to_spec())
     points = {}
     for spec in sweep.workloads:
         both = select(columns, workload=spec.canonical(), policy=policy)

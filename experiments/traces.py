@@ -83,7 +83,7 @@ def _policies(name: str, requests, tuned: float, load: float) -> dict:
 
 def _replay(name: str, load: float, synthetic_slots: int, tuned: float) -> dict:
     import stability as s
-    from stability.sweep import PolicySpec
+    from stability.policies import from_spec
 
     requests, time_scale, source = _requests(name, load, synthetic_slots)
     span = int(requests.arrival.max()) + 1
@@ -92,7 +92,7 @@ def _replay(name: str, load: float, synthetic_slots: int, tuned: float) -> dict:
     out = {"load": load, "offered_load": offered, "time_scale": time_scale, "source": source,
            "requests": len(requests), "arrival_span": span, "policies": {}}
     for label, spec in table.items():
-        result = s.simulate(requests, PolicySpec.from_dict(spec).build(), MEMORY, horizon=None,
+        result = s.simulate(requests, from_spec(spec), MEMORY, horizon=None,
                             seed=ROOT_SEED, series_points=4 * span + 100_000)
         m = result.metrics()
         series = result.series

@@ -5,7 +5,7 @@ Section 4.1 classes.  Lines: the Chernoff bound exp(-I(M)) (reconstructed Alg. 2
 dashed) and the exact FFT tail P(U > M) of the eviction-free demand (solid).  Points:
 simulated overflow frequency with 95% intervals over streaming replications; triangles:
 95% upper bounds (rule of three) where no overflow was seen; diamonds: rare-event
-(importance sampling) estimates of P(U > M) when ``stability.rare`` provides them, with
+(importance sampling) estimates of P(U > M) from ``stability.theory.rare``, with
 Bonferroni intervals (99% family-wise).
 """
 

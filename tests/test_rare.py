@@ -1,4 +1,4 @@
-"""stability.rare: importance sampling of P(U > M) against exact tails, plain MC and Chernoff.
+"""stability.theory.rare: importance sampling of P(U > M) against exact tails, plain MC and Chernoff.
 
 Every stochastic check has a fixed seed and a stated level (alpha = 0.01); it asserts that
 the interval contains the true value AND is narrow, and a negative control (a wrong value)
@@ -11,7 +11,7 @@ import math
 import pytest
 from scipy.stats import norm
 
-from stability.rare import (
+from stability.theory.rare import (
     Estimate,
     TiltedSampler,
     overflow_probability_is,
@@ -220,9 +220,9 @@ def test_bad_input_names_the_field(call, field):
 def test_cli_quick_json_reaches_below_1e_12(capsys):
     import json
 
-    from stability.rare import main
+    from stability.cli import main
 
-    assert main(["--quick", "--json", "--samples", "2000", "--mc-samples", "2000",
+    assert main(["rare", "--quick", "--json", "--samples", "2000", "--mc-samples", "2000",
                  "--mc-method", "tables"]) == 0
     tables = json.loads(capsys.readouterr().out)
     assert len(tables) == 2  # Sec. 4.1 classes with b = 10, and the geometric case

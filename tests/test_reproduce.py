@@ -63,7 +63,7 @@ def test_reproduce_rejects_unknown_experiment(tmp_path, capsys):
 
 def test_reproduce_path_needs_no_test_or_dask_packages():
     """`pip install -e .` without extras must be enough for `stability reproduce --quick`."""
-    modules = ["stability.cli", "stability.reproduce", "experiments.run", "experiments.common"]
+    modules = ["stability.cli", "experiments.command", "experiments.run", "experiments.common"]
     modules += [f"experiments.{n}" for n in EXPERIMENTS]
     modules += ["paper_figures.style"] + [f"paper_figures.{n}" for n in FIGURES]
     code = ("import importlib, sys\n"

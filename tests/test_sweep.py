@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from stability import cli, store as st
-from stability.sweep import (PolicySpec, Sweep, WorkloadSpec, load_config, run_sweep,
-                             run_task, task_seed)
+from stability.policies import from_spec
+from stability.sweep import Sweep, WorkloadSpec, load_config, run_sweep, run_task, task_seed
 
 TINY = {
     "sweep": {"name": "tiny", "root_seed": 7, "replications": 2, "slots": 300, "warmup": 20,
@@ -81,9 +81,9 @@ def reference_db(tmp_path_factory, tiny_sweep):
 def test_specs_are_canonical():
     assert WorkloadSpec("paper-4.1", rate=4).canonical() == \
         WorkloadSpec("paper-4.1", rate=4.0).canonical() == '{"kind":"paper-4.1","rate":4.0}'
-    assert PolicySpec("flow", budget=12.0).to_dict() == {"kind": "flow", "budget": 12,
-                                                          "law": "deterministic"}
-    assert PolicySpec("flow", budget=1.5).law == "two-point"
+    assert from_spec({"kind": "flow", "budget": 12.0}).to_spec() == {
+        "kind": "flow", "budget": 12, "law": "deterministic"}
+    assert from_spec({"kind": "flow", "budget": 1.5}).law == "two-point"
     assert WorkloadSpec("synthetic", rate=1).to_dict() == {
         "kind": "synthetic", "rate": 1.0, "prompt": "det:10", "decode": "geom-mean:40"}
     azure = WorkloadSpec("azure-conv", load=0.9, source="synthetic")
@@ -360,23 +360,23 @@ def test_cli_refuses_a_foreign_file(tmp_path, capsys):
 # ------------------------------------------------------------------------- configs
 BAD_CONFIGS = [
     (lambda c: c["policy"].append({"kind": "fifo"}),
-     "policy[3].kind: unknown policy 'fifo'; expected flow, classes, greedy, conservative"),
-    (lambda c: c["workload"][0].update(rate=-1.0), "workload[0].rate: must be a finite number"),
+     "policy[3].kind must be one of flow, classes, greedy, vllm, conservative"),
+    (lambda c: c["workload"][0].update(rate=-1.0), "workload[0].rate must be a finite number"),
     (lambda c: c["workload"][1].pop("load"), "workload[1].rate: give exactly one of rate"),
     (lambda c: c["sweep"].pop("replications"), "sweep.replications: missing"),
     (lambda c: c["sweep"].update(seeds=3), "sweep.seeds: unknown key"),
-    (lambda c: c["policy"][0].update(budgt=3), "policy[0].budgt: unknown key"),
+    (lambda c: c["policy"][0].update(budgt=3), "policy[0].budgt: a flow policy takes budget, law"),
     (lambda c: c["policy"][0].update(budget=2.5, law="deterministic"),
-     "policy[0].budget: 2.5 is not an integer"),
-    (lambda c: c["policy"][1].update(budget=3), "policy[1].budget: a greedy policy takes only"),
+     "policy[0]: budget=2.5 is not allowed for law='deterministic'"),
+    (lambda c: c["policy"][1].update(budget=3), "policy[1].budget: a greedy policy takes watermark"),
     (lambda c: c["policy"].append({"kind": "conservative"}), "policy[3].max_decode: missing"),
     (lambda c: c["policy"].append({"kind": "classes", "budgets": [1, 1]}),
      "policy[3]: with workload[0] (paper-4.1, 3 classes): budgets has 2 entries"),
     (lambda c: c["workload"][1].update(decode="geom-mean:zero"), "workload[1].decode: "),
     (lambda c: c["sweep"].update(memory=[30]), "sweep.memory: M=30 is smaller than"),
     (lambda c: c["sweep"].update(warmup=300), "sweep.warmup: 300 must be smaller"),
-    (lambda c: c["sweep"].update(engine="fast"), "sweep.engine: 'fast' is not one of"),
-    (lambda c: c["sweep"].update(slots=1.5), "sweep.slots: must be an integer >= 1"),
+    (lambda c: c["sweep"].update(engine="fast"), "sweep: engine must be one of batch, stream, got 'fast'"),
+    (lambda c: c["sweep"].update(slots=1.5), "sweep: slots must be an integer >= 1"),
     (lambda c: c["policy"].append(dict(c["policy"][1])), "policy[3]: duplicates policy[1]"),
     (lambda c: c.update(extra={"a": 1}), "extra: unknown key"),
 ]
@@ -436,7 +436,12 @@ def test_export_and_load_agree(tmp_path, reference_db):
     synthetic = columns["workload_kind"] == "synthetic"
     assert np.isnan(columns["class2_latency_mean"][synthetic]).all()
     assert not np.isnan(columns["class2_latency_mean"][~synthetic]).any()
-    assert columns["seed"].dtype == np.int64 and columns["max_decode"].dtype == np.float64
+    assert columns["seed"].dtype == np.int64
+    # policy parameters come from the stored specs: present where the policy takes them
+    greedy = columns["policy_kind"] == "greedy"
+    assert columns["policy.budget"].dtype == np.float64
+    assert np.isnan(columns["policy.budget"][greedy]).all()
+    assert set(columns["policy.budget"][~greedy]) == {2.0, 1.5}
 
 
 def test_summarize_confidence_intervals(reference_db, capsys):

@@ -32,7 +32,8 @@ from stability.theory import (
     per_slot_overflow,
     queue_drift,
 )
-from stability.theory.report import analyze, budget_from_args
+from stability.cli.analyze import budget_from_args
+from stability.theory.report import analyze
 from stability.theory.tuning import best_budget, budget_window, predicted_overflow, tune_budget
 
 M = 16492
@@ -407,7 +408,7 @@ def test_workload_methods_agree_with_the_theory():
 
 BAD = [
     (lambda: Budget(2.5), "integer"),
-    (lambda: Budget(3, "uniform"), "law='uniform'"),
+    (lambda: Budget(3, "uniform"), "law must be one of deterministic, poisson, two-point, got 'uniform'"),
     (lambda: Budget(-1.0, "poisson"), "budget must be a finite number >= 0"),
     (lambda: PerClassBudget(()), "budgets"),
     (lambda: DemandModel(s.Workload.paper_4_1(1.0), PerClassBudget((1, 2))), "3 classes"),

@@ -35,13 +35,18 @@ def test_request_that_can_never_fit_is_named():
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: s.FlowControl(2.5), r"budget=2.5 is not an integer"),
+    (lambda: s.FlowControl(2.5, law="deterministic"),
+     r"budget=2.5 is not allowed for law='deterministic'"),
     (lambda: s.FlowControl(-1), r"budget must be a finite number >= 0, got -1"),
     (lambda: s.FlowControl(3, law="uniform"), r"law must be one of"),
     (lambda: s.FlowControl(float("nan"), law="poisson"), r"budget must be a finite number"),
     (lambda: s.ClassBudgets((4, -1)), r"budgets\[1\] must be an integer >= 0, got -1"),
     (lambda: s.ClassBudgets(()), r"budgets must hold one integer"),
-    (lambda: s.Greedy(1.0), r"watermark must be a number in \[0, 1\), got 1.0"),
+    (lambda: s.Greedy(1.0), r"watermark must be a finite number >= 0 and < 1, got 1.0"),
+    (lambda: s.Greedy(max_num_seqs=8, max_num_batched_tokens=4),
+     r"max_num_batched_tokens=4 needs max_num_seqs <= it"),
+    (lambda: s.clock.Linear(c0=-1.0), r"c0 must be a finite number >= 0, got -1.0"),
+    (lambda: s.clock.Linear(), r"a Linear clock needs a coefficient > 0"),
     (lambda: s.Conservative(0), r"max_decode must be an integer >= 1, got 0"),
     (lambda: s.Geometric(0.0), r"p must be a probability in \(0, 1\]"),
     (lambda: s.UniformInt(5, 2), r"high must be >= low=5, got 2"),
@@ -59,7 +64,11 @@ def test_parameter_objects_validate(make, message):
 @pytest.mark.parametrize("kwargs, message", [
     (dict(memory=1), r"memory must be an integer >= 2, got 1"),
     (dict(memory=100, horizon=-3), r"horizon must be an integer >= 0 or None, got -3"),
-    (dict(memory=100, engine="gpu"), r"engine must be one of \('fast', 'reference'\), got 'gpu'"),
+    (dict(memory=100, engine="gpu"), r"engine must be one of fast, reference, got 'gpu'"),
+    (dict(memory=100, eviction="forget"), r"eviction must be one of restart, recompute"),
+    (dict(memory=100, requeue="back"), r"requeue must be one of arrival, front, got 'back'"),
+    (dict(memory=100, block_size=0), r"block_size must be an integer >= 1, got 0"),
+    (dict(memory=100, clock="fast"), r"clock must be a stability.clock.Clock"),
     (dict(memory=100, seed=-1), r"seed must be an integer >= 0, got -1"),
     (dict(memory=100, warmup=1.5), r"warmup must be an integer >= 0, got 1.5"),
 ])
@@ -132,9 +141,14 @@ def test_trace_rate_rules(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["simulate", "--policy", "flow"], "--policy flow needs --budget"),
-    (["simulate", "--policy", "classes", "--budgets", "4,x"], "--budgets '4,x' must be"),
+    (["simulate", "--policy", "classes", "--budgets", "4,x"],
+     "--budgets '4,x': budgets must be comma-separated integers"),
     (["simulate", "--workload", "synthetic", "--rate", "1", "--decode", "zipf:2",
-      "--policy", "greedy"], "--decode 'zipf:2' is not a length law"),
+      "--policy", "greedy"], "--decode: 'zipf:2' is not a length law"),
+    (["simulate", "--policy", "flow", "--budget", "4", "--watermark", "0.1"],
+     "--watermark does not apply to --policy flow (it takes --budget, --budget-law)"),
+    (["simulate", "--policy", "greedy", "--clock", "sundial"], "--clock 'sundial'"),
+    (["simulate", "--policy", "greedy", "--clock", "jaillet"], "needs --seconds"),
     (["simulate", "--policy", "greedy", "--memory", "1"], "memory must be an integer >= 2"),
     (["simulate", "--trace", "/nonexistent.csv", "--policy", "greedy"], "does not exist"),
     (["simulate", "--policy", "greedy", "--rate", "1", "--load", "0.5"], "not both"),

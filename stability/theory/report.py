@@ -30,11 +30,10 @@ from stability.theory.exact_tail import per_slot_overflow
 from stability.theory.moments import demand_variance, mean_memory_time
 from stability.theory.overflow import RECONSTRUCTION_NOTE, overflow_bound
 from stability.theory.symbolic import BUDGET_LAWS
-from stability.theory.tuning import METHODS, best_budget, budget_window
+from stability.theory.tuning import best_budget, budget_window
 from stability.workload import Workload
 
-__all__ = ["AnalysisReport", "analyze", "add_arguments", "add_analyze_arguments", "cli_analyze",
-           "budget_from_args"]
+__all__ = ["AnalysisReport", "analyze"]
 
 
 @dataclass(frozen=True)
@@ -245,71 +244,3 @@ def _exact_dict(workload, budget, memory) -> dict:
     return {"prob": float(r.prob[0]),
             "lower": None if r.prob_lower is None else float(r.prob_lower[0]),
             "unit": r.unit, "seconds": r.seconds, "notes": list(r.notes)}
-
-
-# ---------------------------------------------------------------------------------------
-# Command line: ``stability analyze`` (the subcommand is registered in stability.cli).
-
-
-def add_arguments(parser) -> None:
-    """All flags of ``stability analyze``: the shared workload flags and its own."""
-    from stability.cli import add_workload_arguments
-
-    add_workload_arguments(parser)
-    add_analyze_arguments(parser)
-
-
-def add_analyze_arguments(parser) -> None:
-    """The flags of ``stability analyze`` besides the shared workload flags."""
-    parser.add_argument("--memory", type=int, required=True, help="KV capacity M, tokens")
-    parser.add_argument("--budget", default=None,
-                        help="activations per slot: b (deterministic), a mean (poisson, "
-                             "two-point) or b_1,b_2,... (per-class)")
-    parser.add_argument("--budget-law", default="deterministic",
-                        help="deterministic | poisson | two-point | per-class")
-    parser.add_argument("--target-overflow", type=float, default=None,
-                        help="per-slot overflow target for the budget tuner")
-    parser.add_argument("--tune-method", default="chernoff", help="chernoff | exact")
-    parser.add_argument("--horizon", type=int, default=10**6,
-                        help="slots T for the expected number of overflow events")
-    parser.add_argument("--no-exact", action="store_true", help="skip the exact FFT tail")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-
-
-def budget_from_args(text: str | None, law: str):
-    """Parse ``--budget`` and ``--budget-law`` into a Budget or PerClassBudget (or None)."""
-    laws = (*BUDGET_LAWS, "per-class")
-    if law not in laws:
-        raise ValueError(f"--budget-law={law!r} is not allowed; use one of {', '.join(laws)}")
-    if text is None:
-        return None
-    parts = [p.strip() for p in str(text).split(",")]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise ValueError(f"--budget={text!r} is not allowed; give a number or numbers "
-                         "separated by commas") from None
-    if law == "per-class":
-        return PerClassBudget(tuple(values), "deterministic")
-    if len(values) != 1:
-        raise ValueError(f"--budget={text!r} is not allowed with --budget-law={law}; give one "
-                         "number (or use --budget-law per-class)")
-    return Budget(values[0], law)
-
-
-def cli_analyze(args) -> int:
-    """Run ``stability analyze`` from parsed arguments; print the report."""
-    from stability.cli import workload_from_args
-
-    if args.tune_method not in METHODS:
-        raise ValueError(f"--tune-method={args.tune_method!r} is not allowed; use one of "
-                         f"{', '.join(METHODS)}")
-    workload = workload_from_args(args)
-    if not isinstance(workload, Workload):
-        raise ValueError("analyze needs a workload model (rates and length laws), not a trace "
-                         "of requests")
-    budget = budget_from_args(args.budget, args.budget_law)
-    rep = analyze(workload, args.memory, budget, args.target_overflow, args.horizon,
-                  exact=not args.no_exact, method=args.tune_method)
-    print(rep.to_json() if args.json else rep.to_text())
-    return 0

@@ -29,8 +29,8 @@ import math
 import numpy as np
 from numba import njit
 
-from stability import _rng
-from stability._generate import fill_requests
+from stability.engine import rng as _rng
+from stability.engine.generate import fill_requests
 
 LAW_DETERMINISTIC = 0
 LAW_POISSON = 1

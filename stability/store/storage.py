@@ -1,4 +1,4 @@
-"""The results store: one SQLite row per simulation run (DESIGN 4).
+"""The results store: one SQLite row per simulation run.
 
 A row is keyed by a hash of everything that determines the run (workload and policy
 specs, memory, slots, warm-up, engine, seed, package version), so a sweep that is run
@@ -12,9 +12,12 @@ version; anything else (another program's SQLite file, a text file, a damaged co
 refused with an error naming the file, and left untouched.
 
 Reading: :func:`load` returns a dict of numpy columns (``pandas.DataFrame(load(db))``
-works; pandas is not needed), :func:`export_csv` writes them as CSV, and
-:func:`summarize` groups runs by point and gives mean, std, n and a Student-t
-confidence interval per metric.
+works; pandas is not needed) and :func:`export_csv` writes them as CSV;
+:mod:`stability.store.summary` groups runs by point with confidence intervals.
+
+A policy is stored as its canonical spec (JSON text, ``policy``) and its kind, so a new
+policy needs no new column; :func:`load` expands the spec into ``policy.<parameter>``
+columns.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ import numpy as np
 
 from stability.metrics import Distribution, Metrics
 
-__all__ = ["ResultStore", "flatten_metrics", "load", "export_csv", "summarize",
-           "METRIC_COLUMNS", "PARAM_COLUMNS", "POINT_COLUMNS"]
+__all__ = ["ResultStore", "flatten_metrics", "load", "export_csv", "METRIC_COLUMNS",
+           "PARAM_COLUMNS", "POINT_COLUMNS", "SCHEMA_VERSION"]
 
 APPLICATION_ID = 0x53544231  # "STB1" in the SQLite header: this file is a results store
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -44,7 +47,8 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 PARAM_COLUMNS = {
     "params": "TEXT NOT NULL",  # canonical JSON of everything that determines the run
     "workload": "TEXT NOT NULL",  # canonical JSON of the workload spec
-    "policy": "TEXT NOT NULL",  # canonical JSON of the policy spec
+    "policy": "TEXT NOT NULL",  # canonical JSON of the policy spec (its kind and parameters)
+    "world": "TEXT NOT NULL",  # canonical JSON of the world spec (eviction, requeue, blocks)
     "workload_kind": "TEXT NOT NULL",
     "rate": "REAL",  # the spec's rate (per class for paper-4.1), or NULL if given by load
     "load": "REAL",  # the spec's load (fraction of M / E[w]), or NULL if given by rate
@@ -55,11 +59,6 @@ PARAM_COLUMNS = {
     "offered_load": "REAL",  # sum_k lambda_k E[w_k] / M (Prop. 3.2 needs <= 1)
     "num_classes": "INTEGER",
     "policy_kind": "TEXT NOT NULL",
-    "budget": "REAL",
-    "budget_law": "TEXT",
-    "budgets": "TEXT",  # JSON list, ClassBudgets only
-    "watermark": "REAL",
-    "max_decode": "INTEGER",
     "memory": "INTEGER NOT NULL",
     "slots": "INTEGER NOT NULL",
     "warmup": "INTEGER NOT NULL",
@@ -71,14 +70,15 @@ PARAM_COLUMNS = {
 }
 
 # A point is a run up to its replication: what confidence intervals are grouped by.
-POINT_COLUMNS = ("workload", "policy", "memory", "slots", "warmup", "engine", "version")
+POINT_COLUMNS = ("workload", "policy", "world", "memory", "slots", "warmup", "engine",
+                 "version")
 
 
 def _metric_columns() -> dict:
     """Every scalar of :class:`Metrics` except the per-class entries, as SQL columns."""
     cols = {}
     for f in dataclasses.fields(Metrics):
-        if f.name == "per_class":
+        if f.name in ("per_class", "seconds"):  # per class and in seconds: in the JSON
             continue
         if f.type in ("Distribution", Distribution):
             for g in dataclasses.fields(Distribution):
@@ -129,7 +129,7 @@ def flatten_metrics(metrics: Metrics) -> dict:
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}{k}_", v, out)
-        else:
+        elif value is not None:  # a timed run's seconds block, absent under a unit clock
             out[prefix[:-1]] = scalar(value)
 
     d = metrics.to_dict()
@@ -317,8 +317,8 @@ class ResultStore:
         included) also becomes a column.
         """
         order = ", ".join(f'"{c}"' for c in ("workload_kind", "workload", "policy_kind",
-                                             "policy", "memory", "slots", "warmup", "engine",
-                                             "version", "replication", "key"))
+                                             "policy", "world", "memory", "slots", "warmup",
+                                             "engine", "version", "replication", "key"))
         try:
             cursor = self._conn.execute(f"SELECT * FROM runs ORDER BY {order}")
             names = [d[0] for d in cursor.description]
@@ -334,6 +334,7 @@ class ResultStore:
                 values = [b.get(name) for b in blobs]
                 kind = "INTEGER" if all(isinstance(v, int) for v in values) else "REAL"
                 out[name] = _column(values, kind)
+            out.update(_expand_specs(out["policy"], "policy."))
         return out
 
     def close(self) -> None:
@@ -345,6 +346,22 @@ class ResultStore:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def _expand_specs(texts, prefix: str) -> dict:
+    """One column per parameter found in the JSON specs (missing: None / nan)."""
+    specs = [json.loads(t) for t in texts]
+    names = sorted({k for s in specs for k in s} - {"kind"})
+    out = {}
+    for name in names:
+        values = [s.get(name) for s in specs]
+        if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+               for v in values):
+            out[prefix + name] = _column(values, "REAL")
+        else:
+            out[prefix + name] = _column([None if v is None else json.dumps(v)
+                                          if isinstance(v, list) else v for v in values], "TEXT")
+    return out
 
 
 def _column(values: list, declared: str) -> np.ndarray:
@@ -395,114 +412,3 @@ def export_csv(path, out, expand: bool = True) -> int:
     return n
 
 
-# ----------------------------------------------------------------------------- summary
-DEFAULT_SUMMARY_METRICS = ("latency_mean", "latency_p99", "request_throughput", "kv_mean",
-                           "overflow_events", "evictions", "queue_mean", "unfinished")
-
-
-def summarize(columns: dict, metrics=None, level: float = 0.95) -> dict:
-    """Mean, std, n and a Student-t confidence interval per point, computed once here.
-
-    Parameters
-    ----------
-    columns : runs as returned by :func:`load`.
-    metrics : metric columns to summarise (default: a few main ones).
-    level : confidence level of the two-sided interval, e.g. 0.95.
-
-    Returns
-    -------
-    dict of numpy columns, one entry per point (runs equal in everything but the
-    replication and its seed, see ``POINT_COLUMNS``): the parameter columns, ``runs``,
-    and for each metric ``m``: ``m_mean``, ``m_std`` (ddof=1), ``m_n`` (runs where m is
-    defined), ``m_ci_low``, ``m_ci_high``, ``m_half_width``
-    (t_{(1+level)/2, n-1} std / sqrt(n); nan when n < 2).
-    """
-    from scipy.stats import t as student_t
-
-    if not (isinstance(level, float) and 0.0 < level < 1.0):
-        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
-    metrics = list(DEFAULT_SUMMARY_METRICS if metrics is None else metrics)
-    for m in metrics:
-        if m not in columns:
-            raise ValueError(f"metric {m!r} is not a column of the results; choose from "
-                             f"{', '.join(c for c in METRIC_COLUMNS)} or a per-class column")
-    n_rows = len(columns["key"]) if "key" in columns else 0
-    groups: dict = {}
-    for i in range(n_rows):
-        groups.setdefault(tuple(columns[c][i] for c in POINT_COLUMNS), []).append(i)
-    firsts = [rows[0] for rows in groups.values()]
-    carried = [c for c in ("workload", "policy", *PARAM_COLUMNS) if c in columns
-               and c not in ("params", "replication", "seed", "root_seed")]
-    out = {c: columns[c][firsts] if firsts else columns[c][:0]
-           for c in dict.fromkeys(carried)}
-    out["runs"] = np.array([len(rows) for rows in groups.values()], dtype=np.int64)
-    for m in metrics:
-        stats = np.full((len(groups), 6), np.nan)
-        for g, rows in enumerate(groups.values()):
-            x = np.asarray(columns[m][rows], dtype=float)
-            x = x[~np.isnan(x)]
-            n = x.size
-            mean = float(x.mean()) if n else math.nan
-            std = float(x.std(ddof=1)) if n > 1 else math.nan
-            half = float(student_t.ppf((1 + level) / 2, n - 1) * std / math.sqrt(n)) \
-                if n > 1 else math.nan
-            stats[g] = (mean, std, n, mean - half, mean + half, half)
-        for j, suffix in enumerate(("mean", "std", "n", "ci_low", "ci_high", "half_width")):
-            out[f"{m}_{suffix}"] = stats[:, j].astype(np.int64) if suffix == "n" else stats[:, j]
-    return out
-
-
-# ------------------------------------------------------------------------ command line
-def add_arguments(parser) -> None:
-    """``stability results export|summary``."""
-    sub = parser.add_subparsers(dest="results_command", required=True)
-    ex = sub.add_parser("export", help="write every run to CSV",
-                        description="Write every run (parameters, metrics, per-class metrics, "
-                                    "seed, version, timing) to a CSV file.")
-    ex.add_argument("db", help="results store (SQLite)")
-    ex.add_argument("--csv", required=True, metavar="OUT", help="output CSV file ('-': stdout)")
-    su = sub.add_parser("summary", help="mean and confidence interval per point",
-                        description="Print mean +- half-width of a Student-t confidence "
-                                    "interval across replications, per point.")
-    su.add_argument("db", help="results store (SQLite)")
-    su.add_argument("--metric", action="append", metavar="NAME",
-                    help=f"metric column (repeatable; default {', '.join(DEFAULT_SUMMARY_METRICS)})")
-    su.add_argument("--level", type=float, default=0.95, help="confidence level (default 0.95)")
-
-
-def run_command(args) -> int:
-    if args.results_command == "export":
-        n = export_csv(args.db, args.csv)
-        if args.csv != "-":
-            print(f"{n} runs written to {args.csv}", file=sys.stderr)
-        return 0
-    columns = load(args.db)
-    if not len(columns.get("key", ())):
-        print(f"{args.db}: no runs")
-        return 0
-    summary = summarize(columns, args.metric, args.level)
-    print(format_summary(summary, args.metric or DEFAULT_SUMMARY_METRICS, args.level))
-    return 0
-
-
-def point_label(summary: dict, i: int) -> str:
-    """A short description of point ``i``: workload | policy | M, slots, engine."""
-    w = json.loads(summary["workload"][i])
-    p = json.loads(summary["policy"][i])
-    wl = " ".join([w.pop("kind")] + [f"{k}={v}" for k, v in w.items() if k != "trace_sha256"])
-    pl = " ".join([p.pop("kind")] + [f"{k}={v}" for k, v in p.items()])
-    return (f"{wl} | {pl} | M={int(summary['memory'][i])} slots={int(summary['slots'][i])} "
-            f"{summary['engine'][i]}")
-
-
-def format_summary(summary: dict, metrics, level: float) -> str:
-    lines = []
-    for i in range(len(summary["runs"])):
-        lines.append(f"{point_label(summary, i)}  (n={int(summary['runs'][i])})")
-        for m in metrics:
-            mean, half = summary[f"{m}_mean"][i], summary[f"{m}_half_width"][i]
-            ci = f" +- {half:.4g}" if not math.isnan(half) else ""
-            lines.append(f"    {m:<24} {mean:.6g}{ci}")
-    lines.append(f"(+- : half-width of the two-sided {level:g} Student-t interval across "
-                 "replications)")
-    return "\n".join(lines)
