@@ -267,6 +267,41 @@ def test_geometric_decode_truncation_is_bounded_and_tail_matches_panjer():
     np.testing.assert_allclose(got.prob, ref, rtol=1e-6)
 
 
+@pytest.mark.parametrize("unit", [1, 3])
+def test_truncation_bound_covers_the_tilted_mass_of_the_old_ages(unit):
+    """The reported bound on the dropped ages is at least the tilted expected number of
+    active activations of age a >= A, summed directly: count q^a e^{eta ceil((l+a+1)/h)}
+    (deterministic b = 3, so count = 3), and it is tight: the bound's exponent
+    eta (ceil(l/h) + (a + h)/h) exceeds eta ceil((l+a+1)/h) by less than 2 eta, and on the
+    unit lattice, where the prompt is a point mass, the two are equal."""
+    from stability.theory.exact_tail import _truncation_mass
+
+    l, p, b = 10, 0.05, 3
+    w = s.Workload.single(1.0, l, s.Geometric(p))
+    for ages in (400, 1000, 1300):
+        model = DemandModel(w, Budget(b), unit=unit, ages=ages)
+        tabulated = model.streams[0].ages
+        for eta in (0.002 * unit, 0.0066 * unit, 0.013 * unit):
+            a = np.arange(tabulated, tabulated + 400_000)
+            log_terms = a * math.log1p(-p) + eta * -(-(l + a + 1) // unit)
+            direct = b * float(np.sum(np.exp(log_terms)))
+            bound = _truncation_mass(model, eta)
+            assert direct <= bound * (1 + 1e-9), (ages, eta, direct, bound)
+            assert bound <= direct * math.exp(2 * eta) * (1 + 1e-9)
+            if unit == 1:
+                assert bound == pytest.approx(direct, rel=1e-9)
+
+
+def test_reported_truncation_bound_at_l10_p05_b3_is_the_dropped_mass():
+    """exact_tail tabulates ages until the bound on the dropped tilted mass is below 1e-20
+    (TRUNCATION), cutting at the first age that gets there, and reports the bound: at the
+    cut it lies within a factor (q e^eta)^-2 < 10 of 1e-20, not orders of magnitude below
+    (the true dropped mass here, summed directly, is 9.2e-21)."""
+    w = s.Workload.single(1.0, 10, s.Geometric(0.05))
+    got = exact_tail(w, Budget(3), [2295], unit=1)
+    assert 1e-21 < got.truncation_bound < 1e-20
+
+
 def test_tail_is_zero_beyond_the_largest_demand():
     w = s.Workload.single(1.0, s.Deterministic(2), s.UniformInt(1, 3))
     b = Budget(2)

@@ -136,7 +136,13 @@ def _geometric_ages_needed(model: DemandModel, eta: float) -> int:
 
 
 def _truncation_mass(model: DemandModel, eta: float) -> float:
-    """Bound on the tilted expected number of active activations older than the table."""
+    """Bound on the tilted expected number of active activations older than the table.
+
+    With A = st.ages tabulated ages, an activation of age a >= A is active with
+    probability q^a and weighs at most e^{eta (a + h)/h} e^{eta L} after tilting, so the
+    mass is at most count w m e^{eta (A + h)/h} q^A / (1 - q e^{eta/h}) (m = E[e^{eta L}]),
+    the same expression :func:`_geometric_ages_needed` solves for A.
+    """
     total = 0.0
     for st in model.streams:
         count = max(1.0, math.ceil(st.budget.mean))
@@ -145,8 +151,9 @@ def _truncation_mass(model: DemandModel, eta: float) -> float:
                 continue
             lm, _ = c.log_prompt_mgf(eta, 0)
             r = c.geometric_q * math.exp(eta / model.unit)
-            total += (count * c.weight * math.exp(st.ages * math.log(c.geometric_q) + lm + eta)
-                      / (1 - r))
+            log_term = (st.ages * math.log(c.geometric_q) + lm + eta * (st.ages + model.unit)
+                        / model.unit)
+            total += count * c.weight * math.exp(log_term) / (1 - r)
     return total
 
 
