@@ -364,6 +364,11 @@ def _tail_on_lattice(model: DemandModel, levels_u: np.ndarray):
                     break
             with np.errstate(divide="ignore"):
                 out[i] = lam - eta * m + math.log(weighted[k]) if weighted[k] > 0 else -np.inf
+        if np.isnan(out[todo[0]]):
+            # _window always covers the first level of a pass; if it did not, the next
+            # pass would be the same one and the loop would never end
+            raise RuntimeError(f"FFT pass of {n_points} points from {start} does not reach "
+                               f"level {levels_u[todo[0]]:g}: the lattice window is too short")
         sizes.append(n_points)
         tilts.append(eta / model.unit)
         todo = np.flatnonzero(np.isnan(out))
