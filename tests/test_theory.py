@@ -66,6 +66,14 @@ def test_section_4_1_overload_violates_prop_3_2_and_alg1_queues_grow_by_3():
     assert not alg1_condition(under, PerClassBudget((4, 4, 5)), M).inequality_2  # 16240+2430
 
 
+def test_constant_demand_has_variance_zero_not_minus_round_off():
+    """Deterministic lengths and budget: U is constant, and the two sums in demand_variance
+    cancel; round-off must not make the variance negative (sqrt would fail)."""
+    for l, o, b in ((1, 4, 1), (10, 20, 4), (3, 7, 2)):
+        var = demand_variance(s.Workload.single(1.0, l, o), Budget(b))
+        assert 0.0 <= var < 1e-9
+
+
 def test_saturated_alg1_demand_is_deterministic_and_never_exceeds_the_peak():
     w = s.Workload.paper_4_1(5.0)
     b = PerClassBudget((4, 4, 4))
