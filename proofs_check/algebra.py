@@ -1,10 +1,11 @@
-"""Symbolic checks (sympy): each proves an identity or inequality of DESIGN 3."""
+"""Symbolic proofs (sympy) of the identities and inequalities of DESIGN 3, from the
+expressions of :mod:`stability.theory.symbolic` that the package lambdifies or re-derives."""
 
 from __future__ import annotations
 
 import sympy as sp
 
-from proofs_check import Outcome, check
+from proofs_check import Outcome, check, sig
 from stability.theory import symbolic as S
 
 l, o, j, a, k, p, theta, b, beta, n, f, s = (S.l, S.o, S.j, S.a, S.k, S.p, S.theta, S.b,
@@ -24,7 +25,7 @@ def _branch(expr, which: int = 0):
 
 
 @check("memory_time_identity", "identity",
-       "w(l, o) = sum_{j=1..o} (l + j) = l o + o(o+1)/2")
+       "w(l, o) = sum_{j=1..o} (l + j) = l o + o(o+1)/2", evidence="symbolic")
 def memory_time_identity():
     lhs = S.memory_time_sum.doit()
     ok = _zero(lhs - S.memory_time)
@@ -34,25 +35,48 @@ def memory_time_identity():
 
 @check("alg1_saturated_peak", "paper",
        "Thm 3.3: saturated Alg. 1 has demand D(t) = sum_k sum_{a<=min(t,o_k-1)} b_k (l_k+a+1), "
-       "nondecreasing in t and equal to sum_k b_k w_k for t >= max_k o_k - 1; so the peak is "
-       "sum_k b_k w_k")
+       "increasing in t up to t = o_k - 1 and equal to sum_k b_k w_k from then on; so the peak "
+       "is sum_k b_k w_k (with random lengths at most sum_k b_k w(max l_k, max o_k)), which "
+       "stability.theory.alg1_peak_demand returns", evidence="symbolic")
 def alg1_saturated_peak():
-    t = sp.Symbol("t", integer=True, nonnegative=True)
-    ramp = sp.summation(b * (l + a + 1), (a, 0, t))           # t <= o - 1
-    full = ramp.subs(t, o - 1)
-    step = sp.simplify(ramp.subs(t, t + 1) - ramp)
-    ok_full = _zero(full - b * S.memory_time)
-    ok_step = _zero(step - b * (l + t + 2))
+    from stability.theory import PerClassBudget, alg1_peak_demand
+    from stability.workload import Deterministic, Geometric, RequestClass, UniformInt, Workload
+
+    d = sp.Symbol("d", integer=True, nonnegative=True)
+    e = sp.Symbol("e", integer=True, positive=True)
+    saturated = S.alg1_saturated_demand(o - 1 + d).doit()      # any t >= o - 1
+    ok_full = _zero(saturated - b * S.memory_time)
+    t_ramp = o - 1 - e                                          # any t < o - 1
+    step = sp.simplify(S.alg1_saturated_demand(t_ramp + 1).doit()
+                       - S.alg1_saturated_demand(t_ramp).doit())
+    ok_step = _zero(step - b * (l + t_ramp + 2))
     # Several classes: each D_k is nondecreasing and constant from o_k - 1 on, so the sum is
-    # nondecreasing and constant from max_k o_k - 1 on, where it equals sum_k b_k w_k.
-    return Outcome(ok_full and ok_step,
-                   "sympy: closed form of the ramp sum; its value at t = o-1 and its increment",
-                   f"D(o-1) = {sp.factor(full)} = b w; D(t+1) - D(t) = {step} > 0")
+    # nondecreasing and constant from max_k o_k - 1 on, where it equals sum_k b_k w_k.  The
+    # package's number must be that closed form at the largest lengths of each class.
+    cases = [
+        (Workload.paper_4_1(5.0), (4, 4, 4)),
+        (Workload((RequestClass(1.0, UniformInt(2, 12), UniformInt(1, 30)),
+                   RequestClass(3.0, 5, Geometric(0.2, max=25)))), (3, 2)),
+        (Workload((RequestClass(1.0, Deterministic(7), UniformInt(4, 9)),)), (5,)),
+    ]
+    worst = 0.0
+    for w, budgets in cases:
+        proven = sum(bk * S.memory_time.subs({l: int(c.prompt.max_value),
+                                              o: int(c.decode.max_value)})
+                     for bk, c in zip(budgets, w.classes))
+        worst = max(worst, abs(alg1_peak_demand(w, PerClassBudget(budgets)) - float(proven)))
+    return Outcome(ok_full and ok_step and worst == 0.0,
+                   "sympy: the package's ramp sum alg1_saturated_demand(t) at t = o-1+d (d >= 0) "
+                   "and its increment for t < o-1; alg1_peak_demand vs the proven form at the "
+                   "largest lengths on 3 workloads (2 with random lengths)",
+                   f"D(o-1+d) = {sp.factor(saturated)} = b w; D(t+1) - D(t) = {step} = b (l + t + 2) "
+                   f"at t = o-1-e; "
+                   f"alg1_peak_demand differs by {sig(worst)}")
 
 
 @check("geometric_moments", "paper",
        "geometric o, P(o=k) = (1-p)^(k-1) p: E[o] = 1/p, E[o^2] = (2-p)/p^2, "
-       "E[o^3] = (6-6p+p^2)/p^3 and E[w] = l/p + 1/p^2")
+       "E[o^3] = (6-6p+p^2)/p^3 and E[w] = l/p + 1/p^2", evidence="symbolic")
 def geometric_moments():
     found = []
     ok = True
@@ -76,7 +100,7 @@ def _positive_q():
 
 @check("kappa_closed_form", "reconstruction",
        "kappa(theta) = E[sum_{j=1..o} (e^{theta(l+j)} - 1)] = sum_j (1-p)^(j-1) (e^{theta(l+j)} - 1) "
-       "= e^{theta(l+1)} / (1 - (1-p) e^theta) - 1/p for theta < -ln(1-p)")
+       "= e^{theta(l+1)} / (1 - (1-p) e^theta) - 1/p for theta < -ln(1-p)", evidence="symbolic")
 def kappa_closed_form():
     # P(o >= j) = sum_{k >= j} q^(k-1) p = q^(j-1): the weight of term j (q = 1/(1+v) < 1).
     v, q = _positive_q()
@@ -103,7 +127,7 @@ def kappa_closed_form():
 
 @check("kappa_derivatives", "reconstruction",
        "kappa'(0) = E[w] = l/p + 1/p^2 and kappa''(0) = E[sum_{j=1..o} (l+j)^2] (the "
-       "per-activation second moment; Var U = beta kappa''(0) for Poisson budgets)")
+       "per-activation second moment; Var U = beta kappa''(0) for Poisson budgets)", evidence="symbolic")
 def kappa_derivatives():
     k1 = S.kappa_derivative_at_zero(1)
     k2 = S.kappa_derivative_at_zero(2)
@@ -117,26 +141,9 @@ def kappa_derivatives():
                    f"kappa'(0) = {sp.factor(k1)}; kappa''(0) = {sp.factor(k2)}")
 
 
-@check("poisson_lambda_is_beta_kappa", "reconstruction",
-       "Poisson(beta) budgets: Lambda(theta) = sum_a log G(phi_a) = beta sum_a (phi_a - 1) "
-       "= beta kappa(theta), since sum_a E[(e^{theta(l+a+1)} - 1) 1{o > a}] = kappa(theta)")
-def poisson_lambda_is_beta_kappa():
-    z = sp.Symbol("z", positive=True)
-    ok_g = _zero(sp.log(S.budget_pgf["poisson"].subs(S.z, z)) - beta * (z - 1))
-    # Shift a = j - 1 for fixed o (P(o > a) = 1 for a < o): the two finite sums agree.
-    by_age = sp.Sum(sp.exp(theta * (l + a + 1)) - 1, (a, 0, o - 1))
-    by_token = sp.Sum(sp.exp(theta * (l + j)) - 1, (j, 1, o))
-    ok_shift = _zero(by_age.doit() - by_token.doit())
-    # Geometric o: P(o > a) = q^a = P(o >= a + 1), so the age sum is the kappa series.
-    ok_geo = _zero(S.kappa_series_term.subs(j, a + 1) - (1 - p) ** a * (sp.exp(theta * (l + a + 1)) - 1))
-    return Outcome(ok_g and ok_shift and ok_geo,
-                   "sympy: log of the Poisson PGF; index shift a = j - 1; geometric survival",
-                   "log G(z) = beta (z - 1); sum over ages = sum over tokens")
-
-
 @check("mean_and_variance_of_U", "reconstruction",
        "E[U] = Lambda'(0) = E[B] E[w] and Var U = Lambda''(0) = sum_a [E[B] Var X(a) + "
-       "Var B E[X(a)]^2] for the three budget laws")
+       "Var B E[X(a)]^2] for the three budget laws", evidence="symbolic")
 def mean_and_variance_of_U():
     z = sp.Symbol("z", positive=True)
     m1, m2 = sp.symbols("m1 m2", positive=True)                 # E[X], E[X^2]
@@ -160,7 +167,7 @@ def mean_and_variance_of_U():
 
 @check("lambda_convex", "reconstruction",
        "Lambda(theta) = sum_a log G(e^{s_a(theta)}) is convex: each log G(e^s) is convex and "
-       "nondecreasing in s, and each s_a = log E[e^{theta X(a)}] is convex")
+       "nondecreasing in s, and each s_a = log E[e^{theta X(a)}] is convex", evidence="symbolic")
 def lambda_convex():
     g = sp.Symbol("g", positive=True)
     ok, details = True, []
@@ -183,23 +190,9 @@ def lambda_convex():
                    "; ".join(details))
 
 
-@check("rate_monotone_convex", "reconstruction",
-       "I(M) = sup_{theta >= 0} [theta M - Lambda(theta)] is nondecreasing and convex in M, with "
-       "I'(M) = theta*(M) (envelope); so exp(-I) decays at least exponentially in the slack "
-       "M - E[U] beyond any slack where I > 0")
-def rate_monotone_convex():
-    M = S.M
-    lam = sp.Function("Lambda")
-    affine = theta * M - lam(theta)
-    ok = sp.diff(affine, M) == theta and sp.diff(affine, M, 2) == 0
-    return Outcome(ok, "sympy: d/dM of theta M - Lambda(theta) is theta >= 0 and d2/dM2 = 0, so I "
-                       "is a supremum of nondecreasing affine functions",
-                   "convexity gives I(E[U] + D) >= I(E[U] + D0) + theta*(E[U] + D0) (D - D0)")
-
-
 @check("large_slack_slope", "reconstruction",
        "geometric o, Poisson budgets: kappa'(theta) -> +inf as theta -> -ln(1-p) from below, "
-       "so theta*(M) -> -ln(1-p) and the slope I'(M) of the rate tends to -ln(1-p)")
+       "so theta*(M) -> -ln(1-p) and the slope I'(M) of the rate tends to -ln(1-p)", evidence="symbolic")
 def large_slack_slope():
     v, q = _positive_q()
     eps = sp.Symbol("eps", positive=True)
@@ -209,31 +202,3 @@ def large_slack_slope():
     ok = lim == sp.oo
     return Outcome(ok, "sympy: limit of kappa'(theta_max - eps) as eps -> 0+ (q = 1 - p = 1/(1+v))",
                    f"limit = {lim}; theta_max = -ln(1-p)")
-
-
-@check("section_4_1_constants", "paper",
-       "Sec. 4.1: (l, o) = (10,20), (10,40), (10,60): w = 410, 1220, 2430; "
-       "sum_k 4 w_k = 16240 <= 16492; lambda* = 16492/4060 = 4.0621 per class; at lambda = 5 "
-       "Prop. 3.2 fails (20300 > 16492) and Alg. 1's queues grow by 3 per slot")
-def section_4_1_constants():
-    ws = [S.memory_time.subs({l: 10, o: oo}) for oo in (20, 40, 60)]
-    peak = 4 * sum(ws)
-    lam_star = sp.Rational(16492, sum(ws))
-    load = 5 * sum(ws)
-    growth = 3 * (5 - 4)
-    ok = (ws == [410, 1220, 2430] and peak == 16240 and peak <= 16492
-          and abs(float(lam_star) - 4.0621) < 5e-5 and load == 20300
-          and load > 16492 and growth == 3)
-    return Outcome(ok, "sympy: exact rational arithmetic",
-                   f"w = {ws}; peak = {peak}; lambda* = {lam_star} = {float(lam_star):.6f}; "
-                   f"load at 5 = {load}")
-
-
-@check("budget_window", "paper",
-       "the budget window (lambda, M / E[w]) is non-empty iff lambda E[w] < M (Prop. 3.2 strictly)")
-def budget_window():
-    lam, ew, M = sp.symbols("lambda Ew M", positive=True)
-    lhs = sp.solve_univariate_inequality(lam < M / ew, lam, relational=False) & sp.Interval.open(0, sp.oo)
-    rhs = sp.solve_univariate_inequality(lam * ew < M, lam, relational=False) & sp.Interval.open(0, sp.oo)
-    ok = sp.simplify(lhs - rhs) == sp.EmptySet and sp.simplify(rhs - lhs) == sp.EmptySet
-    return Outcome(ok, "sympy: solve both inequalities for lambda > 0", f"lambda in {lhs}")

@@ -8,7 +8,7 @@ import numpy as np
 import sympy as sp
 from scipy.stats import poisson
 
-from proofs_check import Outcome, check
+from proofs_check import Outcome, below, check, sig
 from proofs_check.brute import enumerated_pmf, panjer_pmf, saturated_alg1_demand
 from stability.theory import symbolic as S
 from stability.theory.budget import Budget, PerClassBudget
@@ -52,7 +52,7 @@ def _cases():
 
 
 @check("requests_memory_time", "identity",
-       "Requests.memory_time() equals sum_{j=1..o} (l + j) for every request")
+       "Requests.memory_time() equals sum_{j=1..o} (l + j) for every request", evidence="numeric")
 def requests_memory_time():
     rng = np.random.default_rng(1)
     l = rng.integers(1, 3000, 2000)
@@ -66,7 +66,7 @@ def requests_memory_time():
 
 @check("alg1_peak_simulated", "paper",
        "saturated Alg. 1 on the Sec. 4.1 classes with b = (4, 4, 4): demand rises to "
-       "sum_k b_k w_k = 16240 by slot 59 and never exceeds it")
+       "sum_k b_k w_k = 16240 by slot 59 and never exceeds it", evidence="numeric")
 def alg1_peak_simulated():
     demand = saturated_alg1_demand((10, 10, 10), (20, 40, 60), (4, 4, 4), 200)
     peak = alg1_peak_demand(Workload.paper_4_1(5.0), PerClassBudget((4, 4, 4)))
@@ -79,7 +79,7 @@ def alg1_peak_simulated():
 
 @check("moments_vs_closed_forms", "reconstruction",
        "numeric E[w] and kappa''(0) of stability.theory.moments equal the closed forms "
-       "l/p + 1/p^2 and (l^2 p^2 + 2 l p - p + 2)/p^3 for geometric o")
+       "l/p + 1/p^2 and (l^2 p^2 + 2 l p - p + 2)/p^3 for geometric o", evidence="numeric")
 def moments_vs_closed_forms():
     from stability.theory.moments import mean_square_demand_sum
 
@@ -95,12 +95,12 @@ def moments_vs_closed_forms():
     direct = np.mean([[l * o + o * (o + 1) / 2 for o in range(1, 51)] for l in range(3, 10)])
     worst = max(worst, abs(mean_memory_time(c) / direct - 1))
     return Outcome(worst < 1e-12, "numeric: 12 geometric cases and a uniform case",
-                   f"max relative error {worst:.1e}")
+                   f"max relative error {below(worst)}")
 
 
 @check("kappa_numeric", "reconstruction",
        "DemandModel's Lambda for Poisson(beta) budgets and geometric o equals beta kappa(theta) "
-       "(closed form) up to theta_max, including the analytic tail beyond the age table")
+       "(closed form) up to theta_max, including the analytic tail beyond the age table", evidence="numeric")
 def kappa_numeric():
     kap = sp.lambdify((S.theta, S.l, S.p), S.kappa_geometric)
     model = DemandModel(GEOMETRIC, Budget(3.0, "poisson"))
@@ -110,12 +110,12 @@ def kappa_numeric():
         worst = max(worst, abs(model.log_mgf(th) / (3.0 * kap(th, 10, 0.05)) - 1))
     ok = worst < 1e-10 and math.isclose(model.theta_max, tmax, rel_tol=1e-15)
     return Outcome(ok, "numeric: 5 values of theta up to 0.999 theta_max",
-                   f"max relative error {worst:.1e}; theta_max = {model.theta_max:.6f}")
+                   f"max relative error {below(worst)}; theta_max = {sig(model.theta_max)}")
 
 
 @check("mean_variance_numeric", "reconstruction",
        "E[U] = E[B] E[w] and Var U = sum_a [E[B] Var X(a) + Var B E[X(a)]^2] agree with "
-       "Lambda'(0), a finite difference of Lambda', and the FFT pmf of U")
+       "Lambda'(0), a finite difference of Lambda', and the FFT pmf of U", evidence="numeric")
 def mean_variance_numeric():
     worst_mean = worst_var = worst_fft = 0.0
     for label, w, b in _cases():
@@ -134,12 +134,12 @@ def mean_variance_numeric():
             worst_fft = max(worst_fft, abs(m_fft / mean - 1), abs(v_fft / var - 1))
     ok = worst_mean < 1e-12 and worst_var < 1e-3 and worst_fft < 1e-9
     return Outcome(ok, f"numeric: {len(_cases())} workloads and budgets",
-                   f"max rel. error: Lambda'(0) {worst_mean:.1e}, finite difference "
-                   f"{worst_var:.1e}, FFT moments {worst_fft:.1e}")
+                   f"max rel. error: Lambda'(0) {below(worst_mean)}, finite difference "
+                   f"{below(worst_var)}, FFT moments {below(worst_fft)}")
 
 
 @check("budget_law_forms", "identity",
-       "the stable numeric log G(e^s) and its derivative equal the lambdified symbolic forms")
+       "the stable numeric log G(e^s) and its derivative equal the lambdified symbolic forms", evidence="numeric")
 def budget_law_forms():
     worst = 0.0
     s_grid = np.linspace(0.0, 8.0, 33)
@@ -151,11 +151,11 @@ def budget_law_forms():
         worst = max(worst, float(np.max(np.abs(b.log_pgf_of_log(s_grid) - value) / (1 + np.abs(value)))),
                     float(np.max(np.abs(b.dlog_pgf_of_log(s_grid) - deriv) / (1 + np.abs(deriv)))))
     return Outcome(worst < 1e-12, "numeric: 33 values of s for 4 budgets",
-                   f"max relative error {worst:.1e}")
+                   f"max relative error {below(worst)}")
 
 
 @check("lambda_convex_numeric", "reconstruction",
-       "Lambda(theta) computed by DemandModel is convex on [0, theta_max) for every case")
+       "Lambda(theta) computed by DemandModel is convex on [0, theta_max) for every case", evidence="numeric")
 def lambda_convex_numeric():
     worst = 0.0
     for label, w, b in _cases():
@@ -166,12 +166,13 @@ def lambda_convex_numeric():
         d2 = lam[2:] - 2 * lam[1:-1] + lam[:-2]
         worst = min(worst, float(np.min(d2 / (1e-300 + np.abs(lam[1:-1]) + 1e-12))))
     return Outcome(worst > -1e-9, f"numeric: second differences on 41 points, {len(_cases())} cases",
-                   f"smallest relative second difference {worst:.1e}")
+                   "smallest relative second difference "
+                   + (">= 0" if worst >= 0 else "> -" + below(worst)[2:]))
 
 
 @check("rate_monotone_numeric", "reconstruction",
        "I(E[U] + D) is 0 at D <= 0, increasing and convex in the slack D, so the bound "
-       "T exp(-I(M)) decays (at least) exponentially in the slack - the paper's headline claim")
+       "T exp(-I(M)) decays (at least) exponentially in the slack - the paper's headline claim", evidence="numeric")
 def rate_monotone_numeric():
     bad = []
     for label, w, b in _cases():
@@ -192,7 +193,7 @@ def rate_monotone_numeric():
 
 @check("large_slack_slope_numeric", "reconstruction",
        "geometric o (p = 0.05): theta*(M) increases to -ln(1-p) and the slope of I(M) at large "
-       "M is within 1% of -ln(1-p), for Poisson, deterministic and two-point budgets")
+       "M is within 1% of -ln(1-p), for Poisson, deterministic and two-point budgets", evidence="numeric")
 def large_slack_slope_numeric():
     tmax = -math.log(0.95)
     details, ok = [], True
@@ -204,14 +205,14 @@ def large_slack_slope_numeric():
         slope = (chernoff_rate(model, 2e8).rate - chernoff_rate(model, 1e8).rate) / 1e8
         ok &= all(g2 < g1 for g1, g2 in zip(gaps, gaps[1:])) and gaps[-1] > 0
         ok &= abs(slope / tmax - 1) < 0.01
-        details.append(f"{b.describe()}: slope {slope:.5f}")
+        details.append(f"{b.describe()}: slope {sig(slope)}")
     return Outcome(ok, "numeric: theta* at M = 1e4..1e8; slope (I(2e8) - I(1e8)) / 1e8",
-                   f"theta_max = {tmax:.5f}; " + "; ".join(details))
+                   f"theta_max = {sig(tmax)}; " + "; ".join(details))
 
 
 @check("fft_tail_vs_enumeration", "beyond",
        "the FFT tail P(U > m) equals brute-force enumeration (deterministic, two-point budgets) "
-       "and Panjer's recursion (Poisson budgets) at every level")
+       "and Panjer's recursion (Poisson budgets) at every level", evidence="numeric")
 def fft_tail_vs_enumeration():
     worst, compared = 0.0, 0
     for w, b in ((SMALL, Budget(2)), (SMALL, Budget(1.5, "two-point")), (MIXED, Budget(1)),
@@ -241,7 +242,7 @@ def fft_tail_vs_enumeration():
         compared += int(keep.sum())
         del tail
     return Outcome(worst < 1e-6, f"numeric: {compared} levels, 7 tiny cases",
-                   f"max relative error {worst:.1e}")
+                   f"max relative error {below(worst)}")
 
 
 def _conv_reference(w: Workload, b: Budget) -> np.ndarray:
@@ -269,9 +270,11 @@ def _conv_reference(w: Workload, b: Budget) -> np.ndarray:
 
 @check("chernoff_dominates_exact", "reconstruction",
        "the Chernoff bound exp(-I(m)) is >= the exact tail P(U > m) at every level tried, from "
-       "E[U] to E[U] + 12 sd, for every case")
+       "E[U] to E[U] + 12 sd, for every case; and chernoff_rate's I(m) is the supremum: "
+       "I(m) >= theta m - Lambda(theta) for every theta >= 0 on a grid, with equality at the "
+       "returned theta*", evidence="numeric")
 def chernoff_dominates_exact():
-    worst, n = 0.0, 0
+    worst, gap, n = 0.0, 0.0, 0
     rows = []
     for label, w, b in _cases():
         mean, sd = demand_mean(w, b), math.sqrt(max(demand_variance(w, b), 0.0))
@@ -279,18 +282,32 @@ def chernoff_dominates_exact():
         levels = np.unique(np.clip(np.round(mean + sd * np.array([0.5, 1, 2, 3, 5, 8, 12])), 0,
                                    None).astype(int))
         exact = exact_tail(w, b, levels, unit=1)
-        bound = np.array([math.exp(-chernoff_rate(model, x).rate) for x in levels])
+        rates = [chernoff_rate(model, x) for x in levels]
+        bound = np.array([math.exp(-r.rate) for r in rates])
         pos = exact.prob > 0
         if np.any(bound[~pos] < 0):
             worst = math.inf
         if np.any(pos):
             worst = max(worst, float(np.max(exact.prob[pos] / bound[pos])))
+        # the other side: a rate that is too small (a bound too weak) must fail too
+        for x, r in zip(levels, rates):
+            if math.isinf(r.rate):
+                continue
+            top = 4.0 * r.theta + 1.0 / max(sd, 1.0)
+            if math.isfinite(model.theta_max):
+                top = min(top, model.theta_max * (1 - 1e-6))
+            for th in np.append(np.linspace(0.0, top, 201), r.theta):
+                excess = (th * x - model.log_mgf(th)) - r.rate
+                gap = max(gap, excess / (1.0 + r.rate))
+            gap = max(gap, abs(r.theta * x - model.log_mgf(r.theta) - r.rate) / (1.0 + r.rate))
         n += levels.size
         i = int(np.argmin(np.abs(levels - (mean + 3 * sd))))
-        rows.append(f"{label}: at E+3sd bound {bound[i]:.2e} vs exact {exact.prob[i]:.2e}")
-    return Outcome(worst <= 1.0 + 1e-9, f"numeric: {n} levels over {len(_cases())} cases, "
-                                        "exact tail on the unit lattice",
-                   f"max exact/bound = {worst:.3g}; " + "; ".join(rows[:4]))
+        rows.append(f"{label}: at E+3sd bound {sig(bound[i], 3)} vs exact {sig(exact.prob[i], 3)}")
+    return Outcome(worst <= 1.0 + 1e-9 and gap <= 1e-9,
+                   f"numeric: {n} levels over {len(_cases())} cases, exact tail on the unit "
+                   "lattice; 202 values of theta in [0, 4 theta* + 1/sd] per level",
+                   f"max exact/bound = {sig(worst, 3)}; max (theta m - Lambda(theta) - I(m)) / "
+                   f"(1 + I) {'<= 0' if gap <= 0 else below(gap)}; " + "; ".join(rows[:4]))
 
 
 def _markov_chain_mean(lam: float, b: Budget, size: int = 600) -> float:
@@ -314,7 +331,7 @@ def _markov_chain_mean(lam: float, b: Budget, size: int = 600) -> float:
 
 @check("lindley_mean_crosscheck", "beyond",
        "the Lindley mean by one FFT of Spitzer's identity equals Spitzer's series (deterministic "
-       "budgets) and the stationary mean of the truncated Markov chain (all laws)")
+       "budgets) and the stationary mean of the truncated Markov chain (all laws)", evidence="numeric")
 def lindley_mean_crosscheck():
     worst, rows = 0.0, []
     for lam, b in ((3.0, Budget(4)), (0.5, Budget(1)), (3.0, Budget(4.0, "poisson")),
@@ -324,14 +341,14 @@ def lindley_mean_crosscheck():
         worst = max(worst, abs(fft / chain - 1))
         if b.law == "deterministic":
             worst = max(worst, abs(fft / lindley_mean_queue(lam, b, method="series").mean_queue - 1))
-        rows.append(f"lambda={lam}, {b.describe()}: {fft:.6f}")
+        rows.append(f"lambda={lam}, {b.describe()}: {sig(fft)}")
     return Outcome(worst < 1e-8, "numeric: 5 cases, chain truncated at 600 states",
-                   f"max relative difference {worst:.1e}; " + "; ".join(rows))
+                   f"max relative difference {below(worst)}; " + "; ".join(rows))
 
 
 @check("tuner_monotone", "beyond",
        "predicted overflow is nondecreasing in the budget (Chernoff and exact), and the tuned "
-       "budget meets the target while one resolution step more does not")
+       "budget meets the target while one resolution step more does not", evidence="numeric")
 def tuner_monotone():
     w, M = Workload.paper_4_1(3.0), 16492
     ok, rows = True, []
@@ -343,6 +360,139 @@ def tuner_monotone():
             t = tune_budget(w, M, 1e-6, law, method, resolution=1e-2)
             step = 1.0 if law == "deterministic" else 1e-2
             ok &= t.overflow <= 1e-6 < predicted_overflow(w, Budget(t.budget + step, law), M, method)
-            rows.append(f"{method}/{law}: {t.budget:.4g}")
+            rows.append(f"{method}/{law}: {sig(t.budget)}")
     return Outcome(bool(ok), "numeric: Sec. 4.1 mix at lambda = 3 per class, M = 16492, "
                              "target 1e-6", "; ".join(rows))
+
+
+@check("poisson_lambda_is_beta_kappa", "reconstruction",
+       "Poisson(beta) budgets: Lambda(theta) = sum_a log G(phi_a) = beta sum_a (phi_a - 1) "
+       "= beta kappa(theta), kappa(theta) = E[sum_{j=1..o} (e^{theta(l+j)} - 1)] over the class "
+       "mix; DemandModel's Lambda for Poisson budgets (and for 'unthrottled', sum_k lambda_k "
+       "kappa_k) equals it", evidence="numeric")
+def poisson_lambda_is_beta_kappa():
+    from stability.theory.budget import class_mix
+
+    def kappa_direct(c, theta):
+        """E[sum_{j=1..o} (e^{theta(l+j)} - 1)] by explicit sums over the pmf tables."""
+        lv, lp = c.prompt.pmf()
+        ov, op = c.decode.pmf()
+        return sum(pl * po * sum(math.expm1(theta * (li + jj)) for jj in range(1, int(oi) + 1))
+                   for li, pl in zip(lv, lp) for oi, po in zip(ov, op))
+
+    worst, cases = 0.0, 0
+    for w in (SMALL, MIXED, Workload.single(1.0, UniformInt(5, 40), UniformInt(1, 25)),
+              Workload.paper_4_1(2.0)):
+        mix = class_mix(w)
+        for theta in (0.0, 1e-3, 0.02, 0.1):
+            kap = sum(m * kappa_direct(c, theta) for m, c in zip(mix, w.classes))
+            for beta in (0.5, 3.7):
+                got = DemandModel(w, Budget(beta, "poisson")).log_mgf(theta)
+                worst = max(worst, abs(got - beta * kap) / (1e-300 + abs(beta * kap)) if kap else abs(got))
+            unthrottled = DemandModel(w, "unthrottled").log_mgf(theta)
+            expect = sum(c.rate * kappa_direct(c, theta) for c in w.classes)
+            worst = max(worst, abs(unthrottled - expect) / (1e-300 + abs(expect)) if expect
+                        else abs(unthrottled))
+            cases += 1
+    return Outcome(worst < 1e-12, f"numeric: {cases} (workload, theta) pairs with bounded lengths, "
+                                  "kappa by explicit double sums over (l, o); Poisson beta = 0.5 "
+                                  "and 3.7, and unthrottled",
+                   f"max relative error {below(worst)}")
+
+
+@check("rate_monotone_convex", "reconstruction",
+       "I(M) = sup_{theta >= 0} [theta M - Lambda(theta)] has I'(M) = theta*(M) (envelope) and "
+       "theta*(M) is nondecreasing, so I is nondecreasing and convex in M and exp(-I) decays at "
+       "least exponentially in the slack M - E[U]: chernoff_rate's I and theta* satisfy both",
+       evidence="numeric")
+def rate_monotone_convex():
+    worst_env, worst_mono, n = 0.0, 0.0, 0
+    for label, w, b in _cases():
+        model = DemandModel(w, b)
+        mean, sd = demand_mean(w, b), math.sqrt(max(demand_variance(w, b), 1e-12))
+        top = min(model.max_value - 2 * max(1.0, sd / 50), mean + 20 * sd)
+        if top <= mean + sd:
+            continue
+        levels = np.linspace(mean + 0.5 * sd, top, 25)
+        thetas = []
+        for x in levels:
+            h = 1e-3 * sd
+            r = chernoff_rate(model, x)
+            slope = (chernoff_rate(model, x + h).rate - chernoff_rate(model, x - h).rate) / (2 * h)
+            worst_env = max(worst_env, abs(slope - r.theta) / r.theta)
+            thetas.append(r.theta)
+            n += 1
+        worst_mono = max(worst_mono, float(np.max(-np.diff(thetas) / np.array(thetas[1:]))))
+    ok = worst_env < 1e-4 and worst_mono <= 0.0
+    return Outcome(ok, f"numeric: {n} levels from E[U] + sd/2 to E[U] + 20 sd over the cases; "
+                       "central difference of I (step sd/1000) vs theta*; theta* along the levels",
+                   f"max relative |I'(M) - theta*(M)| {below(worst_env)}; theta* "
+                   f"{'nondecreasing' if worst_mono <= 0 else 'DECREASES by ' + sig(worst_mono)}")
+
+
+@check("section_4_1_constants", "paper",
+       "Sec. 4.1: (l, o) = (10,20), (10,40), (10,60): w = 410, 1220, 2430; "
+       "sum_k 4 w_k = 16240 <= 16492; lambda* = 16492/4060 = 4.0621 per class; at lambda = 5 "
+       "Prop. 3.2 fails (20300 > 16492) and Alg. 1's queues grow by 3 per slot",
+       evidence="numeric")
+def section_4_1_constants():
+    from stability.theory import (
+        alg1_condition,
+        critical_rate,
+        necessary_condition,
+        queue_drift,
+    )
+
+    memory = 16492
+    w = Workload.paper_4_1(5.0)
+    budgets = PerClassBudget((4, 4, 4))
+    # exact rational arithmetic from the symbolic memory-time, for the package to match
+    exact_w = [S.memory_time.subs({S.l: 10, S.o: oo}) for oo in (20, 40, 60)]
+    got_w = [mean_memory_time(c) for c in w.classes]
+    peak = alg1_peak_demand(w, budgets)
+    per_class = critical_rate(w, memory) / 3
+    nec = necessary_condition(w, memory)
+    cond = alg1_condition(w, budgets, memory)
+    drift = queue_drift(w, budgets)
+    ok = (got_w == [410, 1220, 2430] == exact_w
+          and peak == 16240 == 4 * sum(exact_w) and cond.inequality_2
+          and math.isclose(per_class, float(sp.Rational(memory, sum(exact_w))), rel_tol=1e-14)
+          and round(per_class, 4) == 4.0621
+          and nec.load == 20300 and not nec.holds and not cond.stable
+          and drift == 3.0)
+    return Outcome(ok, "numeric: the package on Workload.paper_4_1(5.0) (mean_memory_time, "
+                       "alg1_peak_demand, critical_rate, necessary_condition, alg1_condition, "
+                       "queue_drift) vs the paper's numbers and exact sympy rationals",
+                   f"w = {', '.join(sig(x) for x in got_w)}; peak = {sig(peak, 6)}; lambda* per class = "
+                   f"{sig(per_class, 6)}; load at 5 = {sig(nec.load, 6)} (holds: {nec.holds}); "
+                   f"drift = {sig(drift)}")
+
+
+@check("budget_window", "paper",
+       "the budget window (lambda, M / E[w]) is non-empty iff lambda E[w] < M (Prop. 3.2 "
+       "strictly): stability.theory.budget_window on cases inside, outside and at the boundary",
+       evidence="numeric")
+def budget_window():
+    from stability.theory import budget_window as window
+    from stability.theory import necessary_condition
+
+    lam, ew, m = sp.symbols("lambda Ew M", positive=True)
+    solved = sp.solve_univariate_inequality(lam * ew < m, lam, relational=False)
+    cases = [  # (workload, M): inside, outside, exactly at the boundary
+        (Workload.paper_4_1(3.0), 16492), (Workload.paper_4_1(5.0), 16492),
+        (Workload.single(5.0, 1, 1), 10), (Workload.single(5.0, 1, 1), 11),
+        (Workload.single(5.0, 1, 1), 9), (MIXED, 20), (MIXED, 17),
+    ]
+    rows, ok = [], True
+    for w, memory in cases:
+        ew_num = sum(c.rate * mean_memory_time(c) for c in w.classes) / w.total_rate
+        win = window(w, memory)
+        expect = bool(solved.contains(sp.nsimplify(w.total_rate)).subs(
+            {ew: sp.nsimplify(ew_num), m: memory}))
+        ok &= (win.nonempty == expect == necessary_condition(w, memory).strict
+               and win.low == w.total_rate and math.isclose(win.high, memory / ew_num, rel_tol=1e-15))
+        rows.append(f"lambda={sig(w.total_rate)}, M/E[w]={sig(memory / ew_num)}: "
+                    f"{'non-empty' if win.nonempty else 'empty'}")
+    return Outcome(ok, f"numeric: {len(cases)} workloads, 2 of them at lambda E[w] = M exactly; "
+                       "sympy's solution of lambda E[w] < M as the reference",
+                   f"lambda in {solved}; " + "; ".join(rows))

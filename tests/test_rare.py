@@ -1,8 +1,9 @@
 """stability.theory.rare: importance sampling of P(U > M) against exact tails, plain MC and Chernoff.
 
-Every stochastic check has a fixed seed and a stated level (alpha = 0.01); it asserts that
-the interval contains the true value AND is narrow, and a negative control (a wrong value)
-must fall outside.  The exact values come from the FFT tail of stability.theory, which
+Every stochastic check has a fixed seed and a stated level: ALPHA = 0.01 is the
+family-wise level, so a test (or a parametrized family of tests) checking k intervals
+puts each at level 1 - ALPHA / k (Bonferroni).  It asserts that the interval contains the
+true value AND is narrow, and a negative control (a wrong value) must fall outside.  The exact values come from the FFT tail of stability.theory, which
 tests/test_theory.py checks against brute-force enumeration and Panjer's recursion.
 """
 
@@ -32,6 +33,11 @@ from stability.workload import Deterministic, Geometric, RequestClass, UniformIn
 ALPHA = 0.01
 Z = norm.ppf(1 - ALPHA / 2)
 
+
+def bonferroni(k: int) -> float:
+    """Per-interval alpha for k intervals checked at family-wise level ALPHA."""
+    return ALPHA / k
+
 # A small lattice case: two classes, random lengths, bounded U (max 252 for b = 2).
 SMALL = Workload((RequestClass(2.0, UniformInt(1, 4), UniformInt(1, 12)),
                   RequestClass(1.0, 2, Deterministic(8))))
@@ -49,14 +55,19 @@ CASES = {
 }
 
 
+# The parametrized family below checks 5 cases x 3 levels = 15 intervals.
+CASES_ALPHA = bonferroni(sum(len(levels) for _, _, levels in CASES.values()))
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_is_interval_contains_exact_tail_down_to_1e_12_and_is_narrow(name):
     workload, budget, levels = CASES[name]
     exact = exact_tail(workload, budget, list(levels)).prob
     assert 5e-4 < exact[0] < 2e-3 and 5e-13 < exact[2] < 2e-12  # the intended depths
     for m, x in zip(levels, exact):
-        est = overflow_probability_is(workload, budget, m, samples=20_000, seed=1, alpha=ALPHA)
-        assert est.level == 1 - ALPHA and est.samples == 20_000 and est.theta > 0
+        est = overflow_probability_is(workload, budget, m, samples=20_000, seed=1,
+                                      alpha=CASES_ALPHA)
+        assert est.level == 1 - CASES_ALPHA and est.samples == 20_000 and est.theta > 0
         assert est.contains(x), (name, m, est, x)
         assert est.rel_half_width < 0.10, (name, m, est.rel_half_width)
         # Negative controls: 1.5 x the truth, and the truth at a wrong slack (M - 10),
@@ -83,7 +94,9 @@ def test_is_interval_contains_exact_tail_for_other_budget_shapes(name):
     workload, budget, m = SHAPES[name]
     x = float(exact_tail(workload, budget, [m]).prob[0])
     assert 3e-10 < x < 3e-9
-    est = overflow_probability_is(workload, budget, m, samples=20_000, seed=1)
+    # one interval per shape, 4 shapes: Bonferroni over the family
+    est = overflow_probability_is(workload, budget, m, samples=20_000, seed=1,
+                                  alpha=bonferroni(len(SHAPES)))
     assert est.contains(x) and est.rel_half_width < 0.10, (name, est, x)
     assert not est.contains(1.5 * x) and not est.contains(x / 1.5)
 
@@ -98,12 +111,14 @@ def test_plain_mc_cannot_reach_1e_12_but_is_does():
 
 
 def test_plain_mc_contains_exact_tail():
-    """The direct sampler (simulator's generator, no tilt) against the exact tail."""
+    """The direct sampler (simulator's generator, no tilt) against the exact tail; three
+    intervals, each at level 1 - ALPHA / 3 (Bonferroni)."""
     for budget, m in ((Budget(2), 130), (Budget(2, "poisson"), 150),
                       (Budget(1.5, "two-point"), 110)):
         x = float(exact_tail(SMALL, budget, [m]).prob[0])
         assert 5e-3 < x < 5e-2
-        mc = overflow_probability_mc(SMALL, budget, m, samples=100_000, seed=4)
+        mc = overflow_probability_mc(SMALL, budget, m, samples=100_000, seed=4,
+                                     alpha=bonferroni(3))
         assert mc.contains(x), (budget, mc, x)
         assert mc.rel_half_width < 0.15
         assert not mc.contains(1.3 * x) and not mc.contains(x / 1.3)
@@ -125,12 +140,14 @@ def test_is_agrees_with_plain_mc_where_both_reach_1e_3():
 
 
 def test_is_below_chernoff_bound():
-    """P(U > M) <= exp(-I(M)) (DESIGN 3): the whole interval lies below the bound."""
+    """P(U > M) <= exp(-I(M)) (DESIGN 3): the whole interval lies below the bound (15
+    intervals, each at level 1 - ALPHA / 15, Bonferroni)."""
     for name, (workload, budget, levels) in CASES.items():
         model = DemandModel(workload, budget)
         for m in levels:
             bound = math.exp(-chernoff_rate(model, m).rate)
-            est = overflow_probability_is(workload, budget, m, samples=20_000, seed=2)
+            est = overflow_probability_is(workload, budget, m, samples=20_000, seed=2,
+                                          alpha=CASES_ALPHA)
             assert est.ci_high < bound, (name, m)
             # Negative control: the bound at a level 3 sd deeper does not cover the estimate.
             sd = math.sqrt(demand_variance(workload, budget))
@@ -139,13 +156,15 @@ def test_is_below_chernoff_bound():
 
 
 def test_tilted_mean_equals_lambda_prime():
-    """Under the tilt at theta*, E_theta[U] = Lambda'(theta*) = M (the tilt is right)."""
+    """Under the tilt at theta*, E_theta[U] = Lambda'(theta*) = M (the tilt is right).
+    Five normal intervals, each at level 1 - ALPHA / 5 (Bonferroni)."""
+    z = norm.ppf(1 - bonferroni(len(CASES)) / 2)
     for workload, budget, levels in CASES.values():
         model = DemandModel(workload, budget)
         m = levels[1]
         theta = chernoff_rate(model, m).theta
         u = TiltedSampler(workload, budget, theta).sample(20_000, seed=8).astype(float)
-        half = Z * u.std(ddof=1) / math.sqrt(u.size)
+        half = z * u.std(ddof=1) / math.sqrt(u.size)
         assert abs(u.mean() - m) < half, (budget, u.mean(), m, half)
         assert half < 0.01 * m
         assert abs(u.mean() - (m - 0.2 * u.std())) > half  # negative control
@@ -183,7 +202,7 @@ def test_degenerate_levels():
 
 def test_overflow_table_columns():
     table = overflow_table(SMALL, Budget(2), [130, 189], samples=5_000, mc_samples=20_000,
-                           seed=0)
+                           seed=0, alpha=bonferroni(2))  # two intervals checked below
     assert [r.memory for r in table.rows] == [130, 189]
     assert table.exact_unit == 1
     for r in table.rows:

@@ -67,6 +67,14 @@ def test_section_4_1_overload_violates_prop_3_2_and_alg1_queues_grow_by_3():
     assert not alg1_condition(under, PerClassBudget((4, 4, 5)), M).inequality_2  # 16240+2430
 
 
+def test_constant_demand_has_variance_zero_not_minus_round_off():
+    """Deterministic lengths and budget: U is constant, and the two sums in demand_variance
+    cancel; round-off must not make the variance negative (sqrt would fail)."""
+    for l, o, b in ((1, 4, 1), (10, 20, 4), (3, 7, 2)):
+        var = demand_variance(s.Workload.single(1.0, l, o), Budget(b))
+        assert 0.0 <= var < 1e-9
+
+
 def test_saturated_alg1_demand_is_deterministic_and_never_exceeds_the_peak():
     w = s.Workload.paper_4_1(5.0)
     b = PerClassBudget((4, 4, 4))
@@ -268,6 +276,41 @@ def test_geometric_decode_truncation_is_bounded_and_tail_matches_panjer():
     np.testing.assert_allclose(got.prob, ref, rtol=1e-6)
 
 
+@pytest.mark.parametrize("unit", [1, 3])
+def test_truncation_bound_covers_the_tilted_mass_of_the_old_ages(unit):
+    """The reported bound on the dropped ages is at least the tilted expected number of
+    active activations of age a >= A, summed directly: count q^a e^{eta ceil((l+a+1)/h)}
+    (deterministic b = 3, so count = 3), and it is tight: the bound's exponent
+    eta (ceil(l/h) + (a + h)/h) exceeds eta ceil((l+a+1)/h) by less than 2 eta, and on the
+    unit lattice, where the prompt is a point mass, the two are equal."""
+    from stability.theory.exact_tail import _truncation_mass
+
+    l, p, b = 10, 0.05, 3
+    w = s.Workload.single(1.0, l, s.Geometric(p))
+    for ages in (400, 1000, 1300):
+        model = DemandModel(w, Budget(b), unit=unit, ages=ages)
+        tabulated = model.streams[0].ages
+        for eta in (0.002 * unit, 0.0066 * unit, 0.013 * unit):
+            a = np.arange(tabulated, tabulated + 400_000)
+            log_terms = a * math.log1p(-p) + eta * -(-(l + a + 1) // unit)
+            direct = b * float(np.sum(np.exp(log_terms)))
+            bound = _truncation_mass(model, eta)
+            assert direct <= bound * (1 + 1e-9), (ages, eta, direct, bound)
+            assert bound <= direct * math.exp(2 * eta) * (1 + 1e-9)
+            if unit == 1:
+                assert bound == pytest.approx(direct, rel=1e-9)
+
+
+def test_reported_truncation_bound_at_l10_p05_b3_is_the_dropped_mass():
+    """exact_tail tabulates ages until the bound on the dropped tilted mass is below 1e-20
+    (TRUNCATION), cutting at the first age that gets there, and reports the bound: at the
+    cut it lies within a factor (q e^eta)^-2 < 10 of 1e-20, not orders of magnitude below
+    (the true dropped mass here, summed directly, is 9.2e-21)."""
+    w = s.Workload.single(1.0, 10, s.Geometric(0.05))
+    got = exact_tail(w, Budget(3), [2295], unit=1)
+    assert 1e-21 < got.truncation_bound < 1e-20
+
+
 def test_tail_is_zero_beyond_the_largest_demand():
     w = s.Workload.single(1.0, s.Deterministic(2), s.UniformInt(1, 3))
     b = Budget(2)
@@ -320,16 +363,113 @@ def test_lindley_fft_equals_spitzer_series(lam, b):
 
 def test_lindley_mean_is_infinite_at_or_above_the_budget_and_zero_without_arrivals():
     assert math.isinf(lindley_mean_queue(4.0, Budget(4)).mean_queue)
+    assert math.isinf(lindley_mean_queue(4.0, Budget(4.0, "poisson")).mean_delay)
     assert lindley_mean_queue(0.0, Budget(4)).mean_queue == 0.0
-    # a more variable budget queues more at the same mean
+
+
+def test_a_more_variable_budget_queues_more_at_the_same_mean():
+    """At the same mean E[B] the Lindley mean grows with the budget's variance (a convex
+    order): deterministic (Var 0) < two-point (Var f(1-f)) < Poisson (Var = mean), at
+    means 3.5 (two-point vs Poisson) and 4 (deterministic vs Poisson).  A two-point budget
+    with an integer mean is the deterministic law itself (f = 0), so there the two agree."""
+    two = lindley_mean_queue(3.0, Budget(3.5, "two-point")).mean_queue
+    poi = lindley_mean_queue(3.0, Budget(3.5, "poisson")).mean_queue
+    assert two < poi
     det = lindley_mean_queue(3.0, Budget(4)).mean_queue
-    two = lindley_mean_queue(3.0, Budget(4.0, "two-point")).mean_queue
-    poi = lindley_mean_queue(3.0, Budget(4.0, "poisson")).mean_queue
-    assert det == pytest.approx(two) and det < poi
+    assert det < lindley_mean_queue(3.0, Budget(4.0, "poisson")).mean_queue
+    assert Budget(4.0, "two-point").frac == 0.0
+    assert lindley_mean_queue(3.0, Budget(4.0, "two-point")).mean_queue == pytest.approx(det, rel=1e-12)
+
+
+def test_lindley_mean_delay_is_the_mean_queue_over_lambda_pollaczek_khinchine():
+    """Little's law: mean delay = E[Q] / lambda.  With a unit budget, E[Q] =
+    lambda^2 / (2 (1 - lambda)), so the delay is lambda / (2 (1 - lambda)), in slots."""
+    for lam in (0.1, 0.5, 0.9):
+        res = lindley_mean_queue(lam, Budget(1))
+        assert res.mean_delay == pytest.approx(lam / (2 * (1 - lam)), rel=1e-8)
+        assert res.mean_delay == pytest.approx(res.mean_queue / lam, rel=1e-15)
+    for b in (Budget(4), Budget(4.0, "poisson"), Budget(3.5, "two-point")):
+        res = lindley_mean_queue(3.0, b)
+        assert res.mean_delay == pytest.approx(res.mean_queue / 3.0, rel=1e-15)
+    series = lindley_mean_queue(3.0, Budget(4), method="series")
+    assert series.mean_delay == pytest.approx(series.mean_queue / 3.0, rel=1e-15)
 
 
 # ---------------------------------------------------------------------------------------
 # Budget window and tuner
+
+
+# One class with l = 1, o = 1, so w = 2 exactly: at rate 5 the load is exactly 10 tokens.
+UNIT_W = s.Workload.single(5.0, 1, 1)
+
+
+def test_prop_3_2_at_its_boundary_holds_but_not_strictly():
+    """Prop. 3.2 is sum_k lambda_k E[w_k] <= M: at load = M exactly it holds (necessary
+    condition met) but not strictly (empty budget window); one token either side flips both."""
+    at = necessary_condition(UNIT_W, 10)
+    assert at.load == 10.0 and at.holds and not at.strict and at.utilisation == 1.0
+    above = necessary_condition(UNIT_W, 11)
+    assert above.holds and above.strict
+    below = necessary_condition(UNIT_W, 9)
+    assert not below.holds and not below.strict
+
+
+def test_budget_window_at_its_boundary_is_empty():
+    """The window (lambda, M / E[w]) is an open interval: at lambda = M / E[w] it is empty."""
+    at = budget_window(UNIT_W, 10)
+    assert (at.low, at.high, at.nonempty) == (5.0, 5.0, False)
+    assert budget_window(UNIT_W, 11).nonempty and budget_window(UNIT_W, 11).high == 5.5
+    assert not budget_window(UNIT_W, 9).nonempty
+
+
+def test_critical_rate_weights_classes_by_their_rates():
+    """lambda* = M / E[w] with E[w] = sum_k (lambda_k / lambda) E[w_k].  Classes (10, 20)
+    at rate 1 and (10, 60) at rate 3: E[w] = (410 + 3 * 2430) / 4 = 1925, so
+    lambda* = 16492 / 1925; the unweighted mean (410 + 2430) / 2 = 1420 would be wrong.
+    At lambda* (same mix) the load of Prop. 3.2 is exactly M."""
+    w = s.Workload((s.RequestClass(1.0, 10, 20), s.RequestClass(3.0, 10, 60)))
+    lam_star = critical_rate(w, M)
+    assert lam_star == pytest.approx(M / 1925, rel=1e-15)
+    assert lam_star != pytest.approx(M / 1420, rel=0.01)
+    at = s.Workload((s.RequestClass(lam_star / 4, 10, 20), s.RequestClass(3 * lam_star / 4, 10, 60)))
+    assert necessary_condition(at, M).load == pytest.approx(M, rel=1e-14)
+
+
+def test_alg1_peak_uses_the_largest_lengths_of_each_class():
+    """With random lengths the Thm 3.3 peak is the worst case sum_k b_k w(max l_k, max o_k)
+    (the simulated check that it never overflows is in test_absolute.py)."""
+    w = s.Workload((s.RequestClass(1.0, s.UniformInt(2, 12), s.UniformInt(1, 30)),
+                    s.RequestClass(1.0, 5, s.Geometric(0.2, max=25))))
+    assert alg1_peak_demand(w, PerClassBudget((3, 2))) == 3 * (12 * 30 + 30 * 31 / 2) + \
+        2 * (5 * 25 + 25 * 26 / 2)
+    unbounded = s.Workload.single(1.0, 10, s.Geometric(0.1))
+    assert math.isinf(alg1_peak_demand(unbounded, PerClassBudget((1,))))
+
+
+def test_overflow_bound_over_t_slots_is_t_times_the_per_slot_bound():
+    """Union bound: P(any overflow in T slots) <= sum_t P(U_t > M) <= T exp(-I(M)), with
+    I(M) from chernoff_rate (the per-slot bound)."""
+    w, b = s.Workload.paper_4_1(4.0), Budget(10)
+    rate = chernoff_rate(DemandModel(w, b), 15520).rate
+    one = overflow_bound(w, b, 15520)
+    many = overflow_bound(w, b, 15520, slots=1000)
+    assert one.per_slot == pytest.approx(math.exp(-rate), rel=1e-12)
+    assert one.expected_events == pytest.approx(one.per_slot, rel=1e-15)
+    assert many.per_slot == one.per_slot and many.slots == 1000
+    assert many.expected_events == pytest.approx(1000 * math.exp(-rate), rel=1e-12)
+
+
+def test_tuner_latency_is_lindley_delay_plus_the_decode_length():
+    """Latency = completion - a + 1 = delay + o for a request never evicted; with every
+    decode length equal to 30 the tuner's mean latency is its Lindley delay plus exactly 30,
+    and the delay is the Lindley mean delay at the tuned budget."""
+    w = s.Workload((s.RequestClass(1.0, 10, 30), s.RequestClass(2.0, 50, 30)))
+    for law in ("deterministic", "poisson"):
+        t = tune_budget(w, 8000, 1e-6, law)
+        assert t.stable
+        assert t.mean_delay == pytest.approx(
+            lindley_mean_queue(3.0, Budget(t.budget, law)).mean_delay, rel=1e-12)
+        assert t.mean_latency == pytest.approx(t.mean_delay + 30, rel=1e-15)
 
 
 def test_budget_window_is_nonempty_iff_prop_3_2_holds_strictly():

@@ -31,7 +31,7 @@ def add_analyze_arguments(parser) -> None:
                         help="per-slot overflow target for the budget tuner")
     parser.add_argument("--tune-method", default="chernoff", help="chernoff | exact")
     parser.add_argument("--horizon", type=int, default=10**6,
-                        help="slots T for the expected number of overflow events")
+                        help="slots T for the bound on P(any overflow in T slots)")
     parser.add_argument("--no-exact", action="store_true", help="skip the exact FFT tail")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 

@@ -136,7 +136,13 @@ def _geometric_ages_needed(model: DemandModel, eta: float) -> int:
 
 
 def _truncation_mass(model: DemandModel, eta: float) -> float:
-    """Bound on the tilted expected number of active activations older than the table."""
+    """Bound on the tilted expected number of active activations older than the table.
+
+    With A = st.ages tabulated ages, an activation of age a >= A is active with
+    probability q^a and weighs at most e^{eta (a + h)/h} e^{eta L} after tilting, so the
+    mass is at most count w m e^{eta (A + h)/h} q^A / (1 - q e^{eta/h}) (m = E[e^{eta L}]),
+    the same expression :func:`_geometric_ages_needed` solves for A.
+    """
     total = 0.0
     for st in model.streams:
         count = max(1.0, math.ceil(st.budget.mean))
@@ -145,8 +151,9 @@ def _truncation_mass(model: DemandModel, eta: float) -> float:
                 continue
             lm, _ = c.log_prompt_mgf(eta, 0)
             r = c.geometric_q * math.exp(eta / model.unit)
-            total += (count * c.weight * math.exp(st.ages * math.log(c.geometric_q) + lm + eta)
-                      / (1 - r))
+            log_term = (st.ages * math.log(c.geometric_q) + lm + eta * (st.ages + model.unit)
+                        / model.unit)
+            total += count * c.weight * math.exp(log_term) / (1 - r)
     return total
 
 
@@ -357,6 +364,11 @@ def _tail_on_lattice(model: DemandModel, levels_u: np.ndarray):
                     break
             with np.errstate(divide="ignore"):
                 out[i] = lam - eta * m + math.log(weighted[k]) if weighted[k] > 0 else -np.inf
+        if np.isnan(out[todo[0]]):
+            # _window always covers the first level of a pass; if it did not, the next
+            # pass would be the same one and the loop would never end
+            raise RuntimeError(f"FFT pass of {n_points} points from {start} does not reach "
+                               f"level {levels_u[todo[0]]:g}: the lattice window is too short")
         sizes.append(n_points)
         tilts.append(eta / model.unit)
         todo = np.flatnonzero(np.isnan(out))

@@ -155,4 +155,6 @@ def demand_variance(workload: Workload, budget) -> float:
         if b.var != b.mean:
             m = _age_means(st, _stream_ages(st))
             total += (b.var - b.mean) * float(np.dot(m, m))
-    return total
+    # The two sums cancel exactly when U is constant (deterministic lengths and budget);
+    # round-off can then leave -1e-14, and a variance is never negative.
+    return max(total, 0.0)

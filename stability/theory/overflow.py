@@ -1,16 +1,20 @@
 """Chernoff bound on the overflow probability of Alg. 2 (DESIGN 3, *reconstruction*).
 
-The paper's headline claim is that the expected number of overflow events decays
-exponentially in the slack Delta = M - E[B] E[w].  Its proof is not available; this module
-encodes our reconstruction of it:
+The paper's headline claim is that overflow events become rare exponentially fast in the
+slack Delta = M - E[B] E[w].  Its proof is not available; this module encodes our
+reconstruction of it:
 
     P(U > M) <= exp(-I(M)),    I(M) = sup_{theta >= 0} [theta M - Lambda(theta)],
 
 with U the saturated, eviction-free demand and Lambda its log-MGF
-(:class:`stability.theory.demand.DemandModel`).  Expected overflow events in T slots are
-at most T exp(-I(M)).  With deterministic budgets b no smaller than the actual
-activations, the saturated process dominates the real one until the first overflow, which
-makes the bound rigorous there.  With the arrival rate lambda in place of E[B]
+(:class:`stability.theory.demand.DemandModel`).  What follows for a horizon of T slots is
+a union bound: P(any overflow in T slots) <= T exp(-I(M)).  With deterministic budgets b
+no smaller than the actual activations, the saturated process dominates the real one until
+the first overflow, which makes that bound rigorous there.  It is *not* a bound on the
+expected number of overflow events of the real system: after the first overflow the
+domination is lost (LIFO eviction and restarts change the demand), so only the first
+overflow is controlled.  (For the eviction-free relaxation itself, T exp(-I(M)) does bound
+the expected number of slots with U > M, by linearity.)  With the arrival rate lambda in place of E[B]
 (``budget="unthrottled"``) the same formula is the compound-Poisson (M/G/infinity)
 prediction for an unsaturated system.
 """
@@ -132,7 +136,10 @@ class OverflowBound:
     theta_max : right end of the domain of Lambda (inf if Lambda is finite everywhere).
     per_slot : exp(-I(M)), a bound on P(overflow in a slot).
     slots : T.
-    expected_events : T exp(-I(M)), a bound on the expected overflow events in T slots.
+    expected_events : T exp(-I(M)), a union bound on P(any overflow in T slots) (the name
+        is historical: it is not a bound on the expected number of overflow events of
+        the real system, only on the probability that there is at least one; for the
+        eviction-free relaxation it also bounds the expected number of slots with U > M).
     note : what kind of statement this is (reconstruction; rigorous where).
     """
 
@@ -159,7 +166,7 @@ def _describe(budget) -> str:
 
 def overflow_bound(workload: Workload, budget, memory: int, slots: int = 1,
                    model: DemandModel | None = None) -> OverflowBound:
-    """Bound the overflow probability per slot and the expected overflow events in T slots.
+    """Bound the overflow probability per slot and P(any overflow in T slots) <= T e^{-I(M)}.
 
     Parameters
     ----------

@@ -114,7 +114,7 @@ class AnalysisReport:
                 add(f"  Chernoff (reconstruction): I(M) = {ch['rate']:.6g}, theta* = {ch['theta']:.4g}"
                     f" (theta_max = {ch['theta_max']:.4g})")
                 add(f"    P(overflow per slot) <= {ch['per_slot']:.4g}; "
-                    f"expected overflow events in {self.horizon} slots <= {ch['expected_events']:.4g}")
+                    f"P(any overflow in {self.horizon} slots) <= {ch['expected_events']:.4g}")
             ex = self.exact
             if ex is not None:
                 extra = ""
@@ -180,7 +180,7 @@ def analyze(workload: Workload, memory: int, budget=None, target_overflow: float
     budget : None, a number (deterministic b), Budget, PerClassBudget, or a FlowControl /
         ClassBudgets policy.
     target_overflow : per-slot overflow target for the budget tuner (None: no tuning).
-    horizon : T, slots for the expected number of overflow events.
+    horizon : T, slots of the horizon for the bound P(any overflow in T slots) <= T e^{-I(M)}.
     exact : also compute the exact FFT tail (beyond the paper).
     method : overflow prediction used by the tuner ("chernoff" or "exact").
     """

@@ -1,8 +1,12 @@
 """Choosing the flow-control budget (DESIGN 3 "budget window"; the tuner is beyond the paper).
 
-* Budget window: the queue drains only if lambda < E[B], and the mean demand E[B] E[w]
-  must stay below M, so E[B] must lie in (lambda, M / E[w]); the window is non-empty iff
-  Prop. 3.2 holds strictly.  This is why the paper calls its method budget-sensitive.
+* Budget window: the queue drains only if lambda < E[B]; the overflow bound says
+  something (I(M) > 0) only where the mean saturated demand E[B] E[w] is below M.  So
+  (lambda, M / E[w]) is where a budget both drains the queue and has a useful overflow
+  guarantee; the window is non-empty iff Prop. 3.2 holds strictly.  Budgets above
+  M / E[w] are not unstable as such: as b -> infinity flow control *is* Greedy with LIFO
+  eviction (DESIGN 2), which may or may not be stable, but the bound is silent there.
+  This is why the paper calls its method budget-sensitive.
 * Tuner: the largest budget whose predicted per-slot overflow probability stays below a
   target.  The prediction is monotone in the budget (U is stochastically increasing in
   E[B] for each law, and so is Lambda(theta) for theta >= 0), so a bisection finds it.
@@ -38,7 +42,8 @@ exact FFT tail P(U > M) of the eviction-free relaxation (beyond the paper)."""
 
 @dataclass(frozen=True)
 class BudgetWindow:
-    """(lambda, M / E[w]): mean budgets that drain the queue with mean demand below M.
+    """(lambda, M / E[w]): mean budgets that drain the queue and where the overflow bound
+    has something to say (mean saturated demand E[B] E[w] below M).
 
     Attributes
     ----------
