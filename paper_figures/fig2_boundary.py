@@ -21,7 +21,6 @@ def main(cache=None, output=None) -> list:
     r = style.load(cache, "boundary")
     th = r["theory"]
     fig, ax = plt.subplots(figsize=(12, 5.5), constrained_layout=True)
-    labels = list(r["curves"])
     rates_all = sorted({p["rate"] for c in r["curves"].values() for p in c["points"]})
     lam = np.linspace(min(rates_all), max(rates_all), 400)
     for i, (label, curve) in enumerate(r["curves"].items()):

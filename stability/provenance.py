@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 
 RESULT_SOURCES = ("engine", "policies", "workload", "simulate.py", "result.py", "metrics.py",
-                  "traces.py", "clock.py", "budgets.py", "predictions.py", "validation.py")
+                  "clock.py", "budgets.py", "predictions.py", "validation.py")
 """Modules and packages (relative to the ``stability`` package) that determine results."""
 
 

@@ -66,8 +66,8 @@ MUTATIONS = (
          ("stability/result.py",
           "latency=Distribution.from_values(raw.completion[dk] - arrival[dk] + 1)",
           "latency=Distribution.from_values(raw.completion[dk] - arrival[dk] + 2)"),
-         ("stability/_kernel.py", "latency = t - r_arrival[idx] + 1",
-          "latency = t - r_arrival[idx] + 2")),
+         ("stability/engine/kernel.py", "latency = t - req.arrival[idx] + 1",
+          "latency = t - req.arrival[idx] + 2")),
         tests=(f"{ABS}::test_undisturbed_requests_have_latency_o_ttft_1_and_no_delay",
                f"{ABS}::test_undisturbed_stream_has_latency_o_ttft_1_and_no_delay",
                f"{ABS}::test_lifo_evicts_the_most_recent_activation",
@@ -151,18 +151,18 @@ MUTATIONS = (
     Mutation(
         "fifo_eviction",
         "FIFO eviction (oldest activation first) in both engines",
-        (("stability/reference.py", "i = active.pop()", "i = active.pop(0)"),
-         ("stability/_kernel.py",
-          "                sc[STACK_N] -= 1\n"
-          "                idx = stack_idx[sc[STACK_N]]\n"
-          "                if r_state[idx] != ACTIVE or r_start[idx] != stack_stamp[sc[STACK_N]]:\n",
-          "                sc[STACK_N] -= 1\n"
-          "                idx = stack_idx[0]\n"
-          "                stamp = stack_stamp[0]\n"
-          "                for jj in range(sc[STACK_N]):\n"
-          "                    stack_idx[jj] = stack_idx[jj + 1]\n"
-          "                    stack_stamp[jj] = stack_stamp[jj + 1]\n"
-          "                if r_state[idx] != ACTIVE or r_start[idx] != stamp:\n")),
+        (("stability/engine/reference.py", "i = sim.active.pop()", "i = sim.active.pop(0)"),
+         ("stability/engine/kernel.py",
+          "                c.stack_n -= 1\n"
+          "                idx = stack.idx[c.stack_n]\n"
+          "                if req.state[idx] != ACTIVE or req.admitted[idx] != stack.stamp[c.stack_n]:\n",
+          "                c.stack_n -= 1\n"
+          "                idx = stack.idx[0]\n"
+          "                stamp = stack.stamp[0]\n"
+          "                for jj in range(c.stack_n):\n"
+          "                    stack.idx[jj] = stack.idx[jj + 1]\n"
+          "                    stack.stamp[jj] = stack.stamp[jj + 1]\n"
+          "                if req.state[idx] != ACTIVE or req.admitted[idx] != stamp:\n")),
         tests=(f"{ABS}::test_lifo_evicts_the_most_recent_activation",),
         wide=(ABS, "tests/test_engines.py", "tests/test_invariants.py"),
     ),

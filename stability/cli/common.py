@@ -11,7 +11,7 @@ import argparse
 import dataclasses
 import math
 
-from stability import traces
+from stability.workload import traces
 from stability.clock import Clock, parse_clock
 from stability.engine.codes import EVICTION_RULES, REQUEUE_RULES
 from stability.policies import Policy, policy_class, registry

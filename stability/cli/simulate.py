@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from stability import traces
+from stability.workload import traces
 from stability.cli.common import (
     CliError,
     add_policy_arguments,

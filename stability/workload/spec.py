@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 
 from stability import validation
 from stability.workload.laws import parse_law
+from stability.workload import traces
 from stability.workload.poisson import Workload
 
 __all__ = ["WorkloadSpec", "KINDS", "sha256_file"]
@@ -84,7 +85,6 @@ class WorkloadSpec:
             raise ValueError("source: only azure workloads take a source")
 
     def _resolve_source(self) -> None:
-        from stability.traces import azure_trace_path
 
         try:
             source = validation.choice("source", self.source or "auto",
@@ -97,7 +97,7 @@ class WorkloadSpec:
                 raise ValueError("trace_sha256: only a trace source has a trace hash")
             object.__setattr__(self, "source", "synthetic")
             return
-        path = azure_trace_path(name)
+        path = traces.azure_trace_path(name)
         if path is None:
             if source == "trace" or self.trace_sha256 is not None:
                 raise ValueError(f"source: the Azure {name} trace (azure_{name}_2023.csv) is "
@@ -146,8 +146,6 @@ class WorkloadSpec:
 @functools.lru_cache(maxsize=32)
 def _base_workload(kind, prompt, decode, source, trace_sha256):
     """The workload at rate 1 (per class); cached since trace laws are costly to build."""
-    from stability import traces
-
     if kind == "paper-4.1":
         return Workload.paper_4_1(rate=1.0)
     if kind == "synthetic":

@@ -31,7 +31,7 @@ def _paper_cases(azure: bool = False):
     if azure:
         import warnings
 
-        from stability.traces import azure_workload
+        from stability.workload.traces import azure_workload
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the synthetic stand-in is announced in the title
