@@ -34,6 +34,7 @@ CLASSES = 1  # Alg. 1: b_k per class, no memory check
 GREEDY = 2  # FCFS while R + need <= cap
 CONSERVATIVE = 3  # FCFS while the reservations fit in M
 MEMORY_CHECKED = 4  # MC-SF, MC-Benchmark, A_min: projected memory at predicted completions
+PACED = 5  # FCFS while R + need <= cap, at most ``per_slot`` admissions per slot
 
 # how candidates are taken from the waiting queues
 FROM_HEAD, FROM_CLASSES, FROM_CHOICE = 0, 1, 2
@@ -46,7 +47,8 @@ PARAMS = np.dtype([
     ("code", np.int64),  # which policy (the codes above)
     ("budget_law", np.int64), ("budget", np.int64), ("budget_mean", np.float64),  # FLOW
     ("key0", np.uint64), ("key1", np.uint64),  # FLOW: the counter-based budget stream
-    ("cap", np.int64),  # GREEDY: admit while R + need <= cap
+    ("cap", np.int64),  # GREEDY, PACED: admit while R + need <= cap
+    ("per_slot", np.int64),  # PACED
     ("max_decode", np.int64), ("use_upper", np.bool_),  # CONSERVATIVE (A_max: upper bound)
     ("order", np.int64), ("estimate", np.int64),  # MEMORY_CHECKED
 ])
@@ -88,7 +90,7 @@ def reservation(code, p, prompt, upper):
 def fits(code, p, memory, demand, need, reserved, booking):
     """May the next candidate join: ``need`` more tokens on top of ``demand`` (R so far),
     or ``booking`` on top of the reserved total?"""
-    if code == GREEDY:
+    if code == GREEDY or code == PACED:
         return demand + need <= p.cap
     if code == CONSERVATIVE:
         return reserved + booking <= memory
@@ -114,6 +116,8 @@ def candidates(code, p, class_budgets, t, waiting, q_length, quota):
             quota[g] = min(class_budgets[g], q_length[g]) if g < class_budgets.size else 0
             total += quota[g]
         return total
+    if code == PACED:
+        return min(p.per_slot, waiting)
     return waiting
 
 
@@ -137,6 +141,8 @@ def quiet(code, p, class_budgets, memory, waiting, q_length, demand_next, head_n
         return True
     if code == GREEDY:
         return demand_next + head_need > p.cap
+    if code == PACED:
+        return p.per_slot == 0 or demand_next + head_need > p.cap
     if code == CONSERVATIVE:
         return reserved + head_booking > memory
     return False  # memory-checked admission is re-evaluated every slot

@@ -62,6 +62,11 @@ def _fcfs_candidates(s: _Slot):
     return list(s.sim.waiting[0])
 
 
+def _paced_candidates(s: _Slot):
+    """PacedGreedy: at most per_slot requests from the head."""
+    return list(s.sim.waiting[0][: int(s.sim.params["per_slot"])])
+
+
 def _no_check(s: _Slot, i: int, need: int) -> bool:
     return True
 
@@ -129,6 +134,7 @@ RULES = {
     adm.GREEDY: (_fcfs_candidates, _under_cap),
     adm.CONSERVATIVE: (_fcfs_candidates, _reservation_fits),
     adm.MEMORY_CHECKED: (_memory_checked_candidates, _no_check),
+    adm.PACED: (_paced_candidates, _under_cap),
 }
 """Policy code -> (candidates in order, does the next one fit)."""
 

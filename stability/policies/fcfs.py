@@ -129,6 +129,36 @@ class VLLM(Greedy, kind="vllm"):
 
 
 @dataclass(frozen=True)
+class PacedGreedy(Policy, kind="paced"):
+    """Greedy with a cap on admissions per slot: admit the head while it fits under
+    (1 - watermark) M, at most ``per_slot`` requests per slot.
+
+    Flow control's pacing with Greedy's memory test: unlike Alg. 2 it never admits a
+    request that would not fit, so it never bounces.
+    """
+
+    per_slot: int = param(help="at most this many admissions per slot (paced)", parse=int,
+                          examples=Ints(0, 6))
+    watermark: float = param(0.0, help="Greedy watermark alpha in [0, 1) (alpha-protection)",
+                             examples=Choice((0.0, 0.1, 0.25)))
+
+    def __post_init__(self):
+        object.__setattr__(self, "per_slot", validation.integer("per_slot", self.per_slot, 0))
+        object.__setattr__(self, "watermark", validation.fraction("watermark", self.watermark))
+
+    def encode(self, memory, num_classes):
+        params = admission.new_params(code=admission.PACED, per_slot=self.per_slot,
+                                      cap=fraction_of(memory, self.watermark))
+        return admission.Encoded(params, np.zeros(0, np.int64), False, memory)
+
+    def check_progress(self, requests, memory, predicted=None, block=1):
+        if len(requests) and self.per_slot == 0:
+            raise ValueError("horizon=None needs a policy that admits: PacedGreedy per_slot=0 "
+                             "never does; give a horizon")
+        Greedy(self.watermark).check_progress(requests, memory, predicted, block)
+
+
+@dataclass(frozen=True)
 class Conservative(Policy, kind="conservative"):
     """Worst-case reservation (A_max with a fixed bound, TensorRT-LLM GUARANTEED_NO_EVICT):
     admit the head while sum over S and it of (l + max_decode) <= M.
