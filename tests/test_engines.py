@@ -24,6 +24,7 @@ def test_fast_equals_reference(instance, warmup):
     assert_metrics_equal(fast.metrics(), ref.metrics())
 
 
+@settings(max_examples=500)
 @given(instances(world=True), st.integers(0, 20))
 def test_fast_equals_reference_in_every_world(instance, warmup):
     req, policy, memory, horizon, seed, world = instance
