@@ -360,7 +360,7 @@ def test_cli_refuses_a_foreign_file(tmp_path, capsys):
 # ------------------------------------------------------------------------- configs
 BAD_CONFIGS = [
     (lambda c: c["policy"].append({"kind": "fifo"}),
-     "policy[3].kind must be one of flow, classes, greedy, vllm, conservative"),
+     "policy[3].kind must be one of flow, classes, greedy, vllm, paced, conservative"),
     (lambda c: c["workload"][0].update(rate=-1.0), "workload[0].rate must be a finite number"),
     (lambda c: c["workload"][1].pop("load"), "workload[1].rate: give exactly one of rate"),
     (lambda c: c["sweep"].pop("replications"), "sweep.replications: missing"),

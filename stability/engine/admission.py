@@ -100,29 +100,29 @@ def fits(code, p, memory, demand, need, reserved, booking):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def candidates(code, p, class_budgets, t, waiting, q_length, quota):
+def candidates(code, p, class_budgets, t, waiting, ends, quota):
     """Candidates this slot (FROM_HEAD: from the head; FROM_CLASSES: fills ``quota``).
 
     FROM_CHOICE policies compute their list in :func:`memory_checked_choice`.
     """
+    count = waiting
     if code == FLOW:
-        if q_length[0] == 0:
-            return 0
-        return min(rng.budget(p.budget_law, p.budget, p.budget_mean, p.key0, p.key1, t),
-                   q_length[0])
-    if code == CLASSES:
-        total = 0
-        for g in range(q_length.size):
-            quota[g] = min(class_budgets[g], q_length[g]) if g < class_budgets.size else 0
-            total += quota[g]
-        return total
-    if code == PACED:
-        return min(p.per_slot, waiting)
-    return waiting
+        count = 0
+        if ends[0].length > 0:
+            count = min(rng.budget(p.budget_law, p.budget, p.budget_mean, p.key0, p.key1, t),
+                        ends[0].length)
+    elif code == CLASSES:
+        count = 0
+        for g in range(ends.size):
+            quota[g] = min(class_budgets[g], ends[g].length) if g < class_budgets.size else 0
+            count += quota[g]
+    elif code == PACED:
+        count = min(p.per_slot, waiting)
+    return count
 
 
 @njit(cache=True, nogil=True, inline="always")
-def quiet(code, p, class_budgets, memory, waiting, q_length, demand_next, head_need,
+def quiet(code, p, class_budgets, memory, waiting, ends, demand_next, head_need,
           reserved, head_booking):
     """True if nothing can be admitted in the next slot nor until an event changes the
     state (a completion, an arrival, an eviction): R only grows in between.
@@ -130,22 +130,23 @@ def quiet(code, p, class_budgets, memory, waiting, q_length, demand_next, head_n
     ``demand_next`` is R of the next slot before admission, ``head_need`` what the head of
     the (single) queue would add.
     """
+    result = False  # memory-checked admission is re-evaluated every slot
     if waiting == 0:
-        return True
-    if code == FLOW:
-        return p.budget_law == 0 and p.budget == 0
-    if code == CLASSES:
-        for g in range(q_length.size):
-            if q_length[g] > 0 and g < class_budgets.size and class_budgets[g] > 0:
-                return False
-        return True
-    if code == GREEDY:
-        return demand_next + head_need > p.cap
-    if code == PACED:
-        return p.per_slot == 0 or demand_next + head_need > p.cap
-    if code == CONSERVATIVE:
-        return reserved + head_booking > memory
-    return False  # memory-checked admission is re-evaluated every slot
+        result = True
+    elif code == FLOW:
+        result = p.budget_law == 0 and p.budget == 0
+    elif code == CLASSES:
+        result = True
+        for g in range(ends.size):
+            if ends[g].length > 0 and g < class_budgets.size and class_budgets[g] > 0:
+                result = False
+    elif code == GREEDY:
+        result = demand_next + head_need > p.cap
+    elif code == PACED:
+        result = p.per_slot == 0 or demand_next + head_need > p.cap
+    elif code == CONSERVATIVE:
+        result = reserved + head_booking > memory
+    return result
 
 
 # ---------------------------------------------------------------- length-aware policies
@@ -162,10 +163,45 @@ def estimate(mode, g, point, lower, upper):
     return max(min(e, upper), g + 1)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def sort_stably(keys, order, tmp, n):
+    """Reorder ``order[:n]`` so that keys[order[j]] is nondecreasing, ties kept in place
+    (bottom-up merge sort into ``tmp``; allocates nothing)."""
+    src, dst = order, tmp
+    width = 1
+    passes = 0
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j, k = lo, mid, lo
+            while i < mid and j < hi:
+                if keys[src[j]] < keys[src[i]]:
+                    dst[k] = src[j]
+                    j += 1
+                else:
+                    dst[k] = src[i]
+                    i += 1
+                k += 1
+            while i < mid:
+                dst[k] = src[i]
+                i += 1
+                k += 1
+            while j < hi:
+                dst[k] = src[j]
+                j += 1
+                k += 1
+        src, dst = dst, src
+        passes += 1
+        width *= 2
+    if passes % 2 == 1:
+        for k in range(n):
+            order[k] = tmp[k]
+
+
 @njit(cache=True, nogil=True)
 def memory_checked_choice(t, memory, order, mode, members_l, members_u, members_e, count,
-                          waiting, waiting_n, r_prompt, r_kept, r_point, r_lower, r_upper,
-                          key, out):
+                          waiting, waiting_n, req, key, out, s):
     """The longest prefix of ``waiting`` (in the policy's order) that keeps the projected
     memory <= M at every predicted completion slot; written to ``out``.
 
@@ -173,20 +209,21 @@ def memory_checked_choice(t, memory, order, mode, members_l, members_u, members_
     have room for the admitted ones.  m(tau) = sum_{e_r >= tau} (l_r + tau - u_r + 1) is
     kept at every checkpoint tau = e_r and updated in O(count) per candidate.  A request
     readmitted with g kept tokens starts at u = t - g.  Requests requeued at the front
-    (negative ``key``) come first, in key order; the rest in the policy's order.
+    (negative ``key``) come first, in key order; the rest in the policy's order.  ``s`` is
+    the kernel's scratch (it allocates nothing).
     """
-    by_key = np.argsort(key[:waiting_n], kind="mergesort")
+    ranked = s.ranked
+    for j in range(waiting_n):
+        ranked[j] = j
+    sort_stably(key, ranked, s.sort_tmp, waiting_n)
     if order == ORDER_SHORTEST:
-        first = np.empty(waiting_n, np.int64)
-        for j in range(waiting_n):
-            idx = waiting[by_key[j]]
-            front = key[by_key[j]] < 0
-            est = estimate(mode, r_kept[idx], r_point[idx], r_lower[idx], r_upper[idx])
-            first[j] = -1 if front else est
-        ranked = by_key[np.argsort(first, kind="mergesort")]
-    else:
-        ranked = by_key
-    level = np.empty(members_l.size, np.int64)  # m at each member's completion slot
+        first = s.first
+        for j in range(waiting_n):  # by position in ``waiting``
+            r = req[waiting[j]]
+            first[j] = -1 if key[j] < 0 else estimate(mode, r.kept, r.point, r.lower,
+                                                       r.upper)
+        sort_stably(first, ranked, s.sort_tmp, waiting_n)
+    level = s.level  # m at each member's completion slot
     for a in range(count):
         total = 0
         for b in range(count):
@@ -198,10 +235,11 @@ def memory_checked_choice(t, memory, order, mode, members_l, members_u, members_
     taken = 0
     for j in range(waiting_n):
         idx = waiting[ranked[j]]
-        l = r_prompt[idx]
-        g = r_kept[idx]
+        r = req[idx]
+        l = r.prompt
+        g = r.kept
         u = t - g
-        e = u + estimate(mode, g, r_point[idx], r_lower[idx], r_upper[idx]) - 1
+        e = u + estimate(mode, g, r.point, r.lower, r.upper) - 1
         ok = True
         for a in range(count):
             if members_e[a] <= e and level[a] + l + members_e[a] - u + 1 > memory:
@@ -227,22 +265,18 @@ def memory_checked_choice(t, memory, order, mode, members_l, members_u, members_
 
 
 @njit(cache=True, nogil=True)
-def active_members(t, p, req, stack_idx, stack_stamp, stack_n, members_l, members_u,
-                   members_e):
+def active_members(t, p, req, stack, stack_n, members_l, members_u, members_e):
     """(l, u, predicted completion slot) of every decoding request; returns their count."""
     count = 0
     for j in range(stack_n):
-        idx = stack_idx[j]
-        if req.state[idx] == ACTIVE and req.admitted[idx] == stack_stamp[j] \
-                and req.start[idx] >= 0:
-            members_l[count] = req.prompt[idx]
-            members_u[count] = req.start[idx]
-            members_e[count] = req.start[idx] - 1 + estimate(
-                p.estimate, t - req.start[idx], req.point[idx], req.lower[idx],
-                req.upper[idx])
+        r = req[stack[j].idx]
+        if r.state == ACTIVE and r.admitted == stack[j].stamp and r.start >= 0:
+            members_l[count] = r.prompt
+            members_u[count] = r.start
+            members_e[count] = r.start - 1 + estimate(p.estimate, t - r.start, r.point,
+                                                      r.lower, r.upper)
             count += 1
     return count
-
 
 
 class Encoded(NamedTuple):

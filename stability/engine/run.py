@@ -2,7 +2,9 @@
 
 :func:`run_batch` simulates a batch of requests to a horizon (or to the end) and returns a
 :class:`~stability.engine.raw.RawRun`; :class:`Stream` holds a streaming run that the API
-advances in chunks (progress, Ctrl-C) and reads out at the end.
+advances in chunks (progress, Ctrl-C) and reads out at the end.  Both keep the requests
+that wait or run in a pool sized by the busiest slot, so a batch's memory beyond its
+inputs is its outputs (32 bytes a request, 56 with a timed clock).
 """
 
 from __future__ import annotations
@@ -14,20 +16,14 @@ from numba import njit
 
 from stability.engine import kernel, state
 from stability.engine.admission import Encoded
-from stability.engine.codes import BURST, DONE_OK, NO_LIMIT, REQUEUE_RULES, EVICTION_RULES
+from stability.engine.codes import BURST, DONE_OK, NO_LIMIT
 from stability.engine.generate import EncodedWorkload, draw_next_slot
 from stability.engine.raw import RawRun, SlotStats, TimeStats
-from stability.engine.state import World
+from stability.engine.state import Batch, World
 
-__all__ = ["run_batch", "Stream", "World", "EVICTION_RULES", "REQUEUE_RULES"]
+__all__ = ["run_batch", "Stream"]
 
-
-@njit(cache=True, nogil=True)
-def _is_sorted(a):
-    for i in range(1, a.size):
-        if a[i] < a[i - 1]:
-            return False
-    return True
+_NONE = np.zeros(0, np.int64)
 
 
 @njit(cache=True, nogil=True)
@@ -41,39 +37,54 @@ def _max_burst(sorted_values):
     return best
 
 
+@njit(cache=True, nogil=True)
+def _is_sorted(a):
+    for i in range(1, a.size):
+        if a[i] < a[i - 1]:
+            return False
+    return True
+
+
 class _Run:
     """The kernel's arguments, grown in place when it returns NEED_ROOM."""
 
-    def __init__(self, cfg, cnt, req, order, q, stack, heap, enc: Encoded, arrivals, hist,
-                 series, phase):
-        self.cfg, self.cnt, self.req, self.order = cfg, cnt, req, order
-        self.q, self.stack, self.heap = q, stack, heap
+    def __init__(self, cfg, cnt, batch: Batch, outputs, pool, queues, enc: Encoded,
+                 arrivals, hist, series, phase):
+        self.cfg, self.cnt, self.batch = cfg, cnt, batch
+        (self.out, self.out_t), (self.req, self.free) = outputs, pool
+        self.qi, self.qe = queues
+        self.stack, self.heap = state.new_stack(), state.new_heap()
         self.params, self.class_budgets = enc.params, enc.class_budgets
         self.arrivals, self.hist, self.series, self.phase = arrivals, hist, series, phase
+        self.length_aware = enc.predictions is not None
+        self.scratch = self._scratch()
+
+    def _scratch(self):
+        return state.new_scratch(self.qe.size, self.qi.shape[1], int(self.cfg[0]["memory"]),
+                                 self.length_aware)
 
     def advance(self, t_stop: int, until_done: bool = False) -> None:
         cf = self.cfg[0]
         cf["t_stop"] = t_stop
         cf["until_done"] = until_done
         while True:
-            status = kernel.advance(self.cfg, self.cnt, self.req, self.order, self.q,
-                                    self.stack, self.heap, self.params, self.class_budgets,
-                                    self.arrivals, self.hist, self.series, self.phase)
+            status = kernel.advance(self.cfg, self.cnt, self.batch, self.out, self.out_t,
+                                    self.req, self.free, self.qi, self.qe, self.stack,
+                                    self.heap, self.params, self.class_budgets, self.arrivals,
+                                    self.hist, self.series, self.phase, self.scratch)
             if status == DONE_OK:
                 return
             if status == BURST:
                 raise RuntimeError("a slot drew more arrivals than the scratch bound (an "
                                    "event of probability below 1e-30); please report this "
                                    "with the seed")
-            c = self.cnt[0]
-            incoming = (int(c["pending_n"]) if cf["streaming"] else int(cf["burst"]))
-            need = state.room_needed(self.cnt, int(cf["memory"]), incoming)
-            self.q = state.grow_queues(self.q, need["deque"])
-            self.heap = state.grow_pairs(self.heap, need["heap"])
-            self.stack = state.grow_pairs(self.stack, need["stack"])
-            if cf["streaming"]:
-                self.req, self.arrivals = state.grow_pool(self.req, self.arrivals, self.cnt,
-                                                          need["pool"])
+            need = state.room_needed(self.cnt, int(cf["memory"]), int(self.cnt[0]["pending_n"]))
+            if need["deque"] > self.qi.shape[1]:
+                self.qi, self.qe = state.grow_queues(self.qi, self.qe, need["deque"])
+                self.scratch = self._scratch()
+            self.heap = state.grow_array(self.heap, need["heap"])
+            self.stack = state.grow_array(self.stack, need["stack"])
+            self.req, self.free = state.grow_pool(self.req, self.free, self.cnt, need["pool"])
 
     def series_arrays(self):
         c = self.cnt[0]
@@ -93,6 +104,12 @@ def _groups(enc: Encoded, num_classes: int) -> int:
     return max(num_classes, enc.class_budgets.size) if enc.groups_by_class else 1
 
 
+def _no_arrivals() -> state.Arrivals:
+    """Placeholders for the stream-only arguments of a batch run."""
+    return state.Arrivals(0.0, np.ones(1), np.zeros(2, np.int64), np.zeros(2),
+                          np.zeros(8, np.uint64), np.zeros((3, 1), np.int64))
+
+
 def run_batch(arrival, prompt, decode, class_id, enc: Encoded, memory: int,
               horizon: int | None, warmup: int, world: World, series_points: int = 100_000,
               arrival_tick=None, predicted=None) -> RawRun:
@@ -101,41 +118,39 @@ def run_batch(arrival, prompt, decode, class_id, enc: Encoded, memory: int,
     n = prompt.size
     timed = world.clock is not None
     times = arrival_tick if timed else arrival
-    if _is_sorted(times):
-        order = np.zeros(0, np.int64)  # the kernel reads the input in place
-        rank = np.arange(n, dtype=np.int64)
-        burst = _max_burst(times) if not timed else n
-    else:
-        order = np.lexsort((np.arange(n), times)).astype(np.int64)
-        rank = np.empty(n, np.int64)
-        rank[order] = np.arange(n, dtype=np.int64)
-        burst = _max_burst(times[order]) if not timed else n
+    order = _NONE if _is_sorted(times) else np.lexsort((np.arange(n), times)).astype(np.int64)
+    burst = 0 if timed else _max_burst(times if order.size == 0 else times[order])
     num_classes = int(class_id.max()) + 1 if n else 1
     points = series_points if horizon is None else max(1, min(series_points, horizon))
-    cfg = _config(enc, memory, warmup, world, streaming=False, nreq=n, burst=max(burst, 1))
+    cfg = _config(enc, memory, warmup, world, streaming=False, nreq=n, burst=burst)
     cnt = state.new_counters()
     if timed and n:
         cnt[0]["now"] = int(times.min())
-    req = state.new_requests(
-        n, arrival=np.full(n, -1, np.int64) if timed else arrival, prompt=prompt,
-        decode=decode, group=class_id, rank=rank, arrival_tick=arrival_tick, timed=timed,
-        predicted=predicted)
-    run = _Run(cfg, cnt, req, order, state.new_queues(_groups(enc, num_classes)),
-               state.new_stack(), state.new_heap(), enc, _no_arrivals(), state.new_histograms(1, 1),
-               np.zeros((3, max(points, 1)), np.int64), np.zeros(max(world.block, 1), np.int64))
+    batch = Batch(order, arrival, arrival_tick if timed else _NONE, prompt, decode, class_id,
+                  *((predicted.point, predicted.lower, predicted.upper)
+                    if predicted is not None else (_NONE, _NONE, _NONE)))
+    pool = state.new_pool(1024)
+    cnt[0]["free_n"] = 1024
+    run = _Run(cfg, cnt, batch, state.new_outputs(n, timed), pool,
+               state.new_queues(_groups(enc, num_classes)), enc, _no_arrivals(),
+               state.new_histograms(1, 1), np.zeros((3, max(points, 1)), np.int64),
+               np.zeros(max(world.block, 1), np.int64))
     run.advance(NO_LIMIT if horizon is None else horizon, until_done=horizon is None)
     c = cnt[0]
     stride, kv, queue, active = run.series_arrays()
+    seen = int(c["next_arrival"])
+    state.finish_outputs(run.out, np.arange(seen, n) if order.size == 0 else order[seen:])
+    out, out_t = run.out[:n], run.out_t[:n]
     return RawRun(
-        arrival=run.req.arrival.copy() if timed else arrival, first_token=run.req.first,
-        start=run.req.start, completion=run.req.completion, evictions=run.req.evictions,
-        first_tick=run.req.first_tick, completion_tick=run.req.completion_tick,
+        arrival=out_t["arrival"] if timed else arrival, first_token=out["first"],
+        start=out["start"], completion=out["completion"], evictions=out["evictions"],
+        first_tick=out_t["first_tick"] if timed else _NONE,
+        completion_tick=out_t["completion_tick"] if timed else _NONE,
         overflow_events=int(c["overflows"]), evictions_total=int(c["evictions"]),
         bounces=int(c["bounces"]), wasted_tokens=int(c["wasted"]),
         decoded_tokens=int(c["decoded"]), prefill_tokens=int(c["prefill_tokens"]),
         recomputed_tokens=int(c["recomputed"]), completed=int(c["completed"]),
-        slots=int(c["t"]),
-        waiting_at_end=int(c["waiting_n"]),
+        slots=int(c["t"]), waiting_at_end=int(c["waiting_n"]),
         active_at_end=int(c["n_dec"]) + (1 if c["pre_idx"] >= 0 else 0),
         stats=SlotStats.from_counters(c), time=time_stats(world, c),
         series_stride=stride, series_kv=kv, series_queue=queue, series_active=active,
@@ -147,13 +162,6 @@ def time_stats(world: World, c) -> TimeStats | None:
         return None
     return TimeStats(world.clock.tick, int(c["window_start"]), int(c["now"]), int(c["busy"]),
                      int(c["prefill_time"]))
-
-
-def _no_arrivals() -> state.Arrivals:
-    """Placeholders for the stream-only arguments of a batch run."""
-    return state.Arrivals(0.0, np.ones(1), np.zeros(2, np.int64), np.zeros(2),
-                          np.zeros(8, np.uint64), np.zeros((3, 1), np.int64),
-                          np.zeros(0, np.int64))
 
 
 class Stream:
@@ -170,14 +178,11 @@ class Stream:
         # P(Poisson(lambda) > lambda + 12 sqrt(lambda) + 30) < 1e-30: room for any slot
         burst = int(math.ceil(workload.total_rate + 12.0 * math.sqrt(workload.total_rate)
                               + 30.0))
-        pool = self.POOL
-        cfg = _config(enc, memory, warmup, world, streaming=True, burst=burst)
+        cfg = _config(enc, memory, warmup, world, streaming=True)
         cnt = state.new_counters()
-        cnt[0]["free_n"] = pool
-        req = state.new_requests(pool, rank=np.zeros(pool, np.int64), completion=False)
-        arrivals = state.Arrivals(
-            workload.total_rate, workload.class_cdf, workload.law_offset, workload.law_data,
-            rng, np.zeros((3, burst), np.int64), np.arange(pool - 1, -1, -1, dtype=np.int64))
+        cnt[0]["free_n"] = self.POOL
+        arrivals = state.Arrivals(workload.total_rate, workload.class_cdf, workload.law_offset,
+                                  workload.law_data, rng, np.zeros((3, burst), np.int64))
         if workload.total_rate > 0:  # the first slot holding arrivals, as in generation
             gap, count = draw_next_slot(rng, workload.total_rate, workload.class_cdf,
                                         workload.law_offset, workload.law_data,
@@ -188,9 +193,10 @@ class Stream:
             cnt[0]["pending_n"] = count
         else:
             cnt[0]["next_arrival"] = NO_LIMIT
-        self.run = _Run(cfg, cnt, req, np.zeros(0, np.int64),
-                        state.new_queues(_groups(enc, num_classes)), state.new_stack(),
-                        state.new_heap(), enc, arrivals, state.new_histograms(num_classes),
+        batch = Batch(*([_NONE] * 9))
+        self.run = _Run(cfg, cnt, batch, state.new_outputs(0, False), state.new_pool(self.POOL),
+                        state.new_queues(_groups(enc, num_classes)), enc, arrivals,
+                        state.new_histograms(num_classes),
                         np.zeros((3, max(series_points, 1)), np.int64),
                         np.zeros(max(world.block, 1), np.int64))
 
@@ -212,7 +218,7 @@ class Stream:
         is at least the oldest arrival still pending (or t_start for later arrivals)."""
         req = self.run.req
         live = state.pending(req)
-        oldest = min(int(req.arrival[live].min()) if live.any() else t_start, t_start)
+        oldest = min(int(req["arrival"][live].min()) if live.any() else t_start, t_start)
         need = t_stop - oldest + 1
         hist = self.run.hist
         width = hist.latency.shape[1]

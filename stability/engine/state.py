@@ -4,9 +4,9 @@ Everything the kernel reads or writes crosses into numba as one of these:
 
 - :data:`CONFIG` (one record): what a run is (capacity, rules, caps, clock, horizon);
 - :data:`COUNTERS` (one record): the state scalars, event counters and slot statistics;
-- :class:`RequestTable`: per-request arrays (a batch's requests, or a stream's pool);
-- :class:`Queues`, :class:`Stack`, :class:`Heap`: the waiting queues, the active list in
-  activation order and the completion calendar;
+- :data:`REQUEST`: one record per request (a batch's requests, or a stream's pool);
+- the waiting queues (an item array and :data:`ENDS`), the active list in activation
+  order (:data:`STACK`) and the completion calendar (:data:`HEAP`);
 - :class:`Arrivals`: the workload and random stream a streaming run draws from;
 - :class:`Histograms`: a streaming run's latency histograms and per-class totals.
 
@@ -20,16 +20,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from stability.engine.codes import ACTIVE, NUM_CLASS_COLUMNS, WAITING
+from stability.engine.codes import ACTIVE, FREE, NUM_CLASS_COLUMNS, WAITING
 
-I8, I64, F64 = np.int8, np.int64, np.float64
+I64, F64 = np.int64, np.float64
 
 CONFIG = np.dtype([
     ("streaming", np.bool_),  # arrivals drawn inside the kernel (else a batch of requests)
     ("t_stop", I64),  # simulate slots t < t_stop
     ("until_done", np.bool_),  # batch: also stop once every request has completed
     ("nreq", I64),  # batch: number of requests
-    ("burst", I64),  # most arrivals in one slot (room to reserve per slot)
+    ("burst", I64),  # batch, unit clock: the most requests arriving in one slot
     ("memory", I64),  # M, KV capacity in tokens
     ("evict_to", I64),  # an overflow evicts LIFO until R <= evict_to (M unless clearing)
     ("high", I64),  # floor(19 M / 20): kv > high is "above 0.95 M"
@@ -60,7 +60,7 @@ COUNTERS = np.dtype([
     ("next_arrival", I64),  # batch: position in arrival order; stream: next slot with arrivals
     ("free_n", I64),  # stream: free entries in the pool
     ("next_rank", I64),  # stream: arrival sequence number
-    ("pending_n", I64),  # stream: requests drawn for slot next_arrival, in ``scratch``
+    ("pending_n", I64),  # requests arriving in the next slot (stream: drawn, in ``scratch``)
     ("waiting_n", I64),
     ("reserved", I64),  # sum over the active requests of the policy's reservation
     ("front_key", I64),  # next queue key of a request requeued at the front (decreasing)
@@ -89,9 +89,9 @@ COUNTERS = np.dtype([
     ("kv_max", I64),
     ("kv_high", I64),
     ("kv_sq", F64),
-    ("pre_sum", I64),  # demand before eviction (after admission)
-    ("pre_max", I64),
-    ("pre_sq", F64),
+    ("pre_extra", I64),  # sum of (demand before eviction - after) over overflow slots
+    ("pre_max", I64),  # largest demand before eviction in an overflow slot
+    ("pre_sq_extra", F64),  # sum of (before^2 - after^2) over overflow slots
     ("excess_sum", I64),  # sum of (demand before eviction - M)^+
     ("queue_sum", I64),
     ("queue_max", I64),
@@ -103,53 +103,64 @@ COUNTERS = np.dtype([
 ])
 
 
-class RequestTable(NamedTuple):
-    """Per-request int64 arrays (state int8), aligned by request (batch) or pool entry."""
+REQUEST = np.dtype([
+    ("id", I64),  # batch: the request's input index (where its outputs go); stream: -1
+    ("arrival", I64),  # slot the request joined W
+    ("prompt", I64),  # l
+    ("decode", I64),  # o
+    ("group", I64),  # class
+    ("rank", I64),  # arrival order (ties by input index)
+    ("qkey", I64),  # order in the waiting queue: rank, or a negative key if requeued at the front
+    ("start", I64),  # u of the current run (g = t - u), -1 while waiting or prefilling
+    ("admitted", I64),  # slot of the current run's admission, -1 while waiting
+    ("first", I64),  # slot of the first decode ever, -1 before
+    ("evictions", I64),
+    ("state", I64),  # codes.WAITING / ACTIVE / FREE
+    ("kept", I64),  # recompute: tokens generated before the last eviction
+    ("chunk", I64),  # prefill tokens processed in the slot of the last admission or chunk
+    ("point", I64),  # predicted decode length (length-aware policies)
+    ("lower", I64),
+    ("upper", I64),
+], align=True)
+"""A request while it waits or runs: an entry of the pool, reused once it completes.
+Records of one array, so the kernel touches one cache line per request and passes no
+array views around (views of arrays in helpers cost reference counting)."""
 
-    arrival: np.ndarray  # slot the request joined W (timed batch: written when seen)
-    arrival_tick: np.ndarray  # timed: arrival time in ticks (empty otherwise)
-    prompt: np.ndarray  # l
-    decode: np.ndarray  # o
-    group: np.ndarray  # class
-    rank: np.ndarray  # arrival order (ties by input index)
-    qkey: np.ndarray  # order in the waiting queue: rank, or a negative key if requeued at the front
-    start: np.ndarray  # u of the current run (g = t - u), -1 while waiting
-    admitted: np.ndarray  # slot of the current run's admission, -1 while waiting
-    first: np.ndarray  # slot of the first decode ever, -1 before
-    completion: np.ndarray  # completion slot, -1 before (batch only; empty in a stream)
-    evictions: np.ndarray
-    state: np.ndarray  # codes.WAITING / ACTIVE / DONE / FREE
-    kept: np.ndarray  # recompute: tokens generated before the last eviction
-    chunk: np.ndarray  # prefill tokens processed in the slot of the last admission or chunk
-    first_tick: np.ndarray  # timed batch: end of the iteration of the first token
-    completion_tick: np.ndarray  # timed batch: end of the completion iteration
-    point: np.ndarray  # predicted decode length (length-aware policies; else empty)
+OUT = np.dtype([("first", I64), ("start", I64), ("completion", I64), ("evictions", I64)],
+               align=True)
+"""A batch request's outputs, at its input index: first-token slot, start slot u of the
+current or final run, completion slot (-1 where none) and evictions."""
+
+OUT_TIMED = np.dtype([("arrival", I64), ("first_tick", I64), ("completion_tick", I64)],
+                     align=True)
+"""A timed batch request's outputs: the slot it was seen and the ends of its first-token
+and completion iterations (ticks; -1 where none)."""
+
+
+class Batch(NamedTuple):
+    """A batch's requests as the kernel reads them (unused arrays are empty)."""
+
+    order: np.ndarray  # input positions by arrival (empty: the input is in that order)
+    arrival: np.ndarray  # arrival slot
+    tick: np.ndarray  # timed: arrival time in ticks
+    prompt: np.ndarray
+    decode: np.ndarray
+    group: np.ndarray
+    point: np.ndarray  # predictions of a length-aware policy
     lower: np.ndarray
     upper: np.ndarray
 
 
-class Queues(NamedTuple):
-    """One ring-buffer deque per group (capacity a power of two)."""
+ENDS = np.dtype([("head", I64), ("length", I64)], align=True)
+"""Where each group's ring deque starts and how many it holds (capacity a power of two)."""
 
-    items: np.ndarray  # (groups, capacity)
-    head: np.ndarray  # (groups,)
-    length: np.ndarray  # (groups,)
+STACK = np.dtype([("idx", I64), ("stamp", I64)], align=True)
+"""The active list in activation order, with lazy deletion: an entry is live iff its
+request is active and was admitted in the slot ``stamp``."""
 
-
-class Stack(NamedTuple):
-    """The active list in activation order, with lazy deletion: an entry is live iff its
-    request is active and was admitted in the slot ``stamp``."""
-
-    idx: np.ndarray
-    stamp: np.ndarray
-
-
-class Heap(NamedTuple):
-    """Completion calendar: binary min-heap of (completion slot, request), lazily
-    invalidated (an entry is stale unless the request is active with that completion slot)."""
-
-    key: np.ndarray
-    idx: np.ndarray
+HEAP = np.dtype([("key", I64), ("idx", I64)], align=True)
+"""Completion calendar: 4-ary min-heap of (completion slot, request), lazily
+invalidated (an entry is stale unless the request is active with that completion slot)."""
 
 
 class Arrivals(NamedTuple):
@@ -161,7 +172,32 @@ class Arrivals(NamedTuple):
     law_data: np.ndarray
     rng: np.ndarray  # uint64[8]: arrival stream state, then length stream state
     scratch: np.ndarray  # (3, burst): class, prompt, decode of slot next_arrival's arrivals
-    free: np.ndarray  # free pool entries (the first free_n)
+
+
+class Scratch(NamedTuple):
+    """Working arrays of one slot (the kernel allocates nothing)."""
+
+    quota: np.ndarray  # per group: Alg. 1's candidates left this slot
+    taken: np.ndarray  # per group: bounced candidates counted so far
+    choice: np.ndarray  # queue capacity: chosen (length-aware) or bounced candidates
+    waiting: np.ndarray  # queue capacity: the waiting requests (length-aware policies)
+    key: np.ndarray  # ... and their queue keys
+    members_l: np.ndarray  # queue capacity + M / 2 + 1: projected active set (length-aware)
+    members_u: np.ndarray
+    members_e: np.ndarray
+    level: np.ndarray  # ... projected memory at each member's completion
+    ranked: np.ndarray  # queue capacity: the waiting requests in the policy's order
+    sort_tmp: np.ndarray
+    first: np.ndarray  # ... their estimated lengths (shortest first)
+
+
+def new_scratch(groups: int, capacity: int, memory: int, length_aware: bool) -> Scratch:
+    members = capacity + memory // 2 + 1 if length_aware else 1
+    waiting = capacity if length_aware else 1
+    return Scratch(np.zeros(groups, I64), np.zeros(groups, I64), np.zeros(capacity, I64),
+                   *(np.zeros(waiting, I64) for _ in range(2)),
+                   *(np.zeros(members, I64) for _ in range(4)),
+                   *(np.zeros(waiting, I64) for _ in range(3)))
 
 
 class Histograms(NamedTuple):
@@ -174,7 +210,7 @@ class Histograms(NamedTuple):
 
 
 def new_config(memory: int, evict_to: int, warmup: int, *, streaming: bool, nreq: int = 0,
-               burst: int = 1, eviction: int = 0, requeue: int = 0, block: int = 1,
+               burst: int = 0, eviction: int = 0, requeue: int = 0, block: int = 1,
                max_active: int, token_budget: int, groups_by_class: bool,
                clock=None) -> np.ndarray:
     cfg = np.zeros(1, CONFIG)
@@ -210,40 +246,41 @@ def new_counters() -> np.ndarray:
     return cnt
 
 
-def new_requests(n: int, *, arrival=None, prompt=None, decode=None, group=None, rank=None,
-                 arrival_tick=None, completion: bool = True, timed: bool = False,
-                 predicted=None) -> RequestTable:
-    """A table of ``n`` entries; given arrays are adopted, the rest start empty."""
-    def ints(value, fill=0):
-        return np.full(n, fill, I64) if value is None else value
-
-    none = np.zeros(0, I64)
-    return RequestTable(
-        arrival=ints(arrival), arrival_tick=none if arrival_tick is None else arrival_tick,
-        prompt=ints(prompt), decode=ints(decode), group=ints(group), rank=ints(rank),
-        qkey=(rank.copy() if rank is not None else ints(None)),
-        start=ints(None, -1), admitted=ints(None, -1), first=ints(None, -1),
-        completion=ints(None, -1) if completion else none, evictions=ints(None),
-        state=np.zeros(n, I8), kept=ints(None), chunk=ints(None),
-        first_tick=ints(None, -1) if timed else none,
-        completion_tick=ints(None, -1) if timed else none,
-        point=none if predicted is None else predicted.point,
-        lower=none if predicted is None else predicted.lower,
-        upper=none if predicted is None else predicted.upper,
-    )
+def new_pool(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pool, free list): ``n`` free request entries."""
+    pool = np.zeros(n, REQUEST)
+    pool["state"] = FREE
+    return pool, np.arange(n - 1, -1, -1, dtype=I64)
 
 
-def new_queues(groups: int, capacity: int = 1024) -> Queues:
-    return Queues(np.zeros((groups, capacity), I64), np.zeros(groups, I64),
-                  np.zeros(groups, I64))
+def new_outputs(n: int, timed: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(out, out_t) of a batch of ``n`` requests, each with one more scratch record at the
+    end (stream entries, id -1, write there; so does a unit-clock run into ``out_t``, which
+    has only that record).  The kernel writes a request's records when it arrives;
+    :func:`finish_outputs` fills those of the requests that never did."""
+    out = np.empty(n + 1, OUT)
+    out_t = np.empty(n + 1 if timed else 1, OUT_TIMED)
+    out_t[:] = np.array((-1, -1, -1), dtype=OUT_TIMED)
+    return out, out_t
 
 
-def new_stack(capacity: int = 1024) -> Stack:
-    return Stack(np.zeros(capacity, I64), np.zeros(capacity, I64))
+def finish_outputs(out: np.ndarray, unseen: np.ndarray) -> None:
+    """The outputs of the requests that had not arrived by the horizon: no slot, no
+    eviction."""
+    out[unseen] = np.array((-1, -1, -1, 0), dtype=OUT)
 
 
-def new_heap(capacity: int = 1024) -> Heap:
-    return Heap(np.zeros(capacity, I64), np.zeros(capacity, I64))
+def new_queues(groups: int, capacity: int = 1024):
+    """(items, ends): one ring deque per group."""
+    return np.zeros((groups, capacity), I64), np.zeros(groups, ENDS)
+
+
+def new_stack(capacity: int = 1024) -> np.ndarray:
+    return np.zeros(capacity, STACK)
+
+
+def new_heap(capacity: int = 1024) -> np.ndarray:
+    return np.zeros(capacity, HEAP)
 
 
 def new_histograms(classes: int, width: int = 1024) -> Histograms:
@@ -265,52 +302,50 @@ def room_needed(cnt, memory: int, incoming: int) -> dict:
                 stack=int(c["stack_n"]) + active + 1, pool=int(incoming))
 
 
-def _grown(a: np.ndarray, size: int, fill=0) -> np.ndarray:
-    out = np.full(size, fill, a.dtype)
+def _grown(a: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros(size, a.dtype)
     out[: a.size] = a
     return out
 
 
-def grow_queues(q: Queues, need: int) -> Queues:
+def grow_queues(items: np.ndarray, ends: np.ndarray, need: int):
     """Queues with capacity for ``need`` entries per group, contents kept in order."""
-    if need <= q.items.shape[1]:
-        return q
+    if need <= items.shape[1]:
+        return items, ends
     cap = 1 << int(2 * need - 1).bit_length()
-    items = np.zeros((q.items.shape[0], cap), I64)
-    for g in range(q.items.shape[0]):
-        positions = (q.head[g] + np.arange(q.length[g])) % q.items.shape[1]
-        items[g, : positions.size] = q.items[g, positions]
-    return Queues(items, np.zeros_like(q.head), q.length)
+    grown = np.zeros((items.shape[0], cap), I64)
+    for g in range(items.shape[0]):
+        positions = (ends[g]["head"] + np.arange(ends[g]["length"])) % items.shape[1]
+        grown[g, : positions.size] = items[g, positions]
+    ends = ends.copy()
+    ends["head"] = 0
+    return grown, ends
 
 
-def grow_pairs(pair, need: int):
-    """A Stack or Heap with room for ``need`` entries."""
-    if need <= pair[0].size:
-        return pair
-    return type(pair)(*(_grown(a, 2 * need) for a in pair))
+def grow_array(a: np.ndarray, need: int) -> np.ndarray:
+    """A stack or heap with room for ``need`` entries."""
+    return a if need <= a.size else _grown(a, 2 * need)
 
 
-def grow_pool(req: RequestTable, arrivals: Arrivals, cnt, need: int):
-    """A streaming pool with at least ``need`` free entries (the table doubles)."""
+def grow_pool(req: np.ndarray, free: np.ndarray, cnt, need: int):
+    """A pool with at least ``need`` free entries (the table doubles)."""
     c = cnt[0]
     if c["free_n"] >= need:
-        return req, arrivals
-    old = req.prompt.size
+        return req, free
+    old = req.size
     size = 2 * old + need
-    grown = {}
-    for name, a in req._asdict().items():
-        grown[name] = _grown(a, size) if a.size == old else a
-    free = arrivals.free
     count = int(c["free_n"])
     free = np.concatenate([free[:count], np.arange(size - 1, old - 1, -1, dtype=I64),
                            np.zeros(old - count, I64)])
     c["free_n"] = count + size - old
-    return RequestTable(**grown), arrivals._replace(free=free)
+    grown = _grown(req, size)
+    grown["state"][old:] = FREE
+    return grown, free
 
 
-def pending(req: RequestTable) -> np.ndarray:
+def pending(req: np.ndarray) -> np.ndarray:
     """Mask of the entries still waiting or active."""
-    return (req.state == WAITING) | (req.state == ACTIVE)
+    return (req["state"] == WAITING) | (req["state"] == ACTIVE)
 
 
 class World(NamedTuple):

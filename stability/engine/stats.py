@@ -38,13 +38,18 @@ def sample(c, series, s0, s1, kv0, inc, queue, active):
 @njit(cache=True, nogil=True, inline="always")
 def account(c, cf, series, s0, s1, kv0, inc, queue, active):
     """Statistics of slots s0..s1-1 with kv(s) = kv0 + inc (s - s0), queue and active
-    fixed, and no overflow (so the demand before eviction equals kv)."""
+    fixed, and no overflow (so the demand before eviction equals kv: only overflow slots
+    add to the ``pre_*`` corrections)."""
     sample(c, series, s0, s1, kv0, inc, queue, active)
     first = max(s0, cf.warmup)
-    if first >= s1:
-        return
+    if first < s1:
+        measure(c, cf, first, s1, kv0 + inc * (first - s0), inc, queue, active)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def measure(c, cf, first, s1, k0, inc, queue, active):
+    """The sums of the measured slots first..s1-1 (kv(first) = k0, growing by inc)."""
     n = s1 - first
-    k0 = kv0 + inc * (first - s0)
     last = k0 + inc * (n - 1)
     total = n * k0 + (inc * (n - 1)) * n // 2
     fn, fk, fi = float(n), float(k0), float(inc)
@@ -52,13 +57,9 @@ def account(c, cf, series, s0, s1, kv0, inc, queue, active):
                + fi * fi * (fn - 1.0) * fn * (2.0 * fn - 1.0) / 6.0)
     c.measured += n
     c.kv_sum += total
-    c.pre_sum += total
     c.kv_sq += squares
-    c.pre_sq += squares
     if last > c.kv_max:
         c.kv_max = last
-    if last > c.pre_max:
-        c.pre_max = last
     high = cf.high
     if k0 > high:
         c.kv_high += n
@@ -76,19 +77,25 @@ def account(c, cf, series, s0, s1, kv0, inc, queue, active):
 def account_slot(c, cf, series, t, kv, before, queue, active):
     """Statistics of one slot: ``kv`` after eviction, ``before`` it (after admission)."""
     sample(c, series, t, t + 1, kv, 0, queue, active)
-    if t < cf.warmup:
-        return
+    if t >= cf.warmup:
+        measure_slot(c, cf, kv, before, queue, active)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def measure_slot(c, cf, kv, before, queue, active):
+    """The sums of one measured slot."""
     c.measured += 1
     c.kv_sum += kv
     c.kv_sq += float(kv) * float(kv)
-    c.pre_sum += before
-    c.pre_sq += float(before) * float(before)
     if kv > c.kv_max:
         c.kv_max = kv
-    if before > c.pre_max:
-        c.pre_max = before
-    if before > cf.memory:
-        c.excess_sum += before - cf.memory
+    if before != kv:  # an overflow slot: the demand before eviction differs from kv
+        c.pre_extra += before - kv
+        c.pre_sq_extra += float(before) * float(before) - float(kv) * float(kv)
+        if before > c.pre_max:
+            c.pre_max = before
+        if before > cf.memory:
+            c.excess_sum += before - cf.memory
     if kv > cf.high:
         c.kv_high += 1
     c.queue_sum += queue

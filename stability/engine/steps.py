@@ -1,7 +1,9 @@
 """The steps of a slot and the small structures they use (docs/model.md 2.2).
 
 Each function is inlined into :func:`stability.engine.kernel.advance` (``inline="always"``),
-so passing the state's arrays costs nothing.
+which runs without numba's reference counting, so passing arrays to them costs nothing.
+Writes that only batch runs need go to ``out[r.id]``; a stream's entries (``id`` -1) write
+into the scratch record ``out[-1]``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from numba import njit
 
 from stability.engine import admission, rng
 from stability.engine.codes import (
+    ACTIVE,
     BURST,
     C_COMPLETED,
     C_EVICTIONS,
@@ -18,7 +21,6 @@ from stability.engine.codes import (
     C_RESTARTED,
     C_TOKENS,
     C_TTFT_SUM,
-    DONE,
     DONE_OK,
     EVICT_RESTART,
     FREE,
@@ -39,144 +41,159 @@ def held(cf, tokens):
 @njit(cache=True, nogil=True, inline="always")
 def decoding_demand(cf, c, t):
     """R of the decoding requests in slot t: sum over them of held(l + g + 1)."""
-    if cf.block == 1:
-        return c.sum_l + c.n_dec * (t + 1) - c.sum_u
-    return c.blocks * cf.block
+    return c.sum_l + c.n_dec * (t + 1) - c.sum_u if cf.block == 1 else c.blocks * cf.block
+
+
+@njit(cache=True, nogil=True, inline="always")
+def phase_of(cf, r):
+    """The bucket of a decoding request's block boundary crossings (block mode)."""
+    return (r.prompt - r.start + 1) % cf.block
 
 
 @njit(cache=True, nogil=True, inline="always")
 def heap_push(c, heap, key, idx):
-    i = c.heap_n
+    """Push (key, idx) on the completion calendar, a 4-ary min-heap (children of i at
+    4i + 1 .. 4i + 4: half the depth of a binary heap).  Indices are unsigned so that
+    numba adds no negative-index wraparound."""
+    i = np.uint64(c.heap_n)
     c.heap_n += 1
+    one, two = np.uint64(1), np.uint64(2)
     while i > 0:
-        parent = (i - 1) >> 1
-        if heap.key[parent] <= key:
+        parent = (i - one) >> two
+        if heap[parent].key <= key:
             break
-        heap.key[i] = heap.key[parent]
-        heap.idx[i] = heap.idx[parent]
+        heap[i].key = heap[parent].key
+        heap[i].idx = heap[parent].idx
         i = parent
-    heap.key[i] = key
-    heap.idx[i] = idx
+    heap[i].key = key
+    heap[i].idx = idx
 
 
 @njit(cache=True, nogil=True, inline="always")
 def heap_pop(c, heap):
     """Remove the root (the caller read it)."""
-    last = c.heap_n - 1
-    c.heap_n = last
-    moved_key = heap.key[last]
-    moved = heap.idx[last]
-    i = 0
+    c.heap_n -= 1
+    last = np.uint64(c.heap_n)
+    one, two, four = np.uint64(1), np.uint64(2), np.uint64(4)
+    moved_key = heap[last].key
+    moved = heap[last].idx
+    i = np.uint64(0)
     while True:
-        child = 2 * i + 1
-        if child >= last:
+        first = (i << two) + one
+        if first >= last:
             break
-        if child + 1 < last and heap.key[child + 1] < heap.key[child]:
-            child += 1
-        if heap.key[child] >= moved_key:
+        best = first
+        best_key = heap[first].key
+        end = min(first + four, last)
+        j = first + one
+        while j < end:
+            if heap[j].key < best_key:
+                best_key = heap[j].key
+                best = j
+            j += one
+        if best_key >= moved_key:
             break
-        heap.key[i] = heap.key[child]
-        heap.idx[i] = heap.idx[child]
-        i = child
-    heap.key[i] = moved_key
-    heap.idx[i] = moved
+        heap[i].key = best_key
+        heap[i].idx = heap[best].idx
+        i = best
+    heap[i].key = moved_key
+    heap[i].idx = moved
 
 
 @njit(cache=True, nogil=True, inline="always")
-def join_decoding(cf, c, req, heap, phase, idx, t):
+def join_decoding(cf, c, req, out, heap, phase, idx, t):
     """Request ``idx`` decodes from slot t with its kept tokens: u = t - g; returns the
     KV it holds in slot t."""
-    g = req.kept[idx]
+    r = req[idx]
+    g = r.kept
     u = t - g
-    l = req.prompt[idx]
-    req.start[idx] = u
+    r.start = u
+    out[r.id].start = u
     c.n_dec += 1
-    c.sum_l += l
+    c.sum_l += r.prompt
     c.sum_u += u
     if cf.block > 1:
-        c.blocks += (l + g + 1 + cf.block - 1) // cf.block
-        phase[(l - u + 1) % cf.block] += 1
-    heap_push(c, heap, u + req.decode[idx] - 1, idx)
-    return held(cf, l + g + 1)
+        c.blocks += (r.prompt + g + 1 + cf.block - 1) // cf.block
+    phase[phase_of(cf, r)] += 1  # block 1: one bucket nobody reads
+    heap_push(c, heap, u + r.decode - 1, idx)
+    return held(cf, r.prompt + g + 1)
 
 
 @njit(cache=True, nogil=True, inline="always")
 def leave_decoding(cf, c, req, phase, idx, t):
     """Take a decoding request out of the aggregates; returns the KV it held in slot t."""
-    l = req.prompt[idx]
-    u = req.start[idx]
+    r = req[idx]
     c.n_dec -= 1
-    c.sum_l -= l
-    c.sum_u -= u
+    c.sum_l -= r.prompt
+    c.sum_u -= r.start
     if cf.block > 1:
-        c.blocks -= (l + t - u + 1 + cf.block - 1) // cf.block
-        phase[(l - u + 1) % cf.block] -= 1
-    return held(cf, l + t - u + 1)
+        c.blocks -= (r.prompt + t - r.start + 1 + cf.block - 1) // cf.block
+    phase[phase_of(cf, r)] -= 1
+    return held(cf, r.prompt + t - r.start + 1)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def enqueue_back(q, g, idx):
-    mask = q.items.shape[1] - 1
-    q.items[g, (q.head[g] + q.length[g]) & mask] = idx
-    q.length[g] += 1
+def enqueue_back(qi, qe, g, idx):
+    mask = qi.shape[1] - 1
+    qi[g, (qe[g].head + qe[g].length) & mask] = idx
+    qe[g].length += 1
 
 
 @njit(cache=True, nogil=True, inline="always")
-def enqueue_front(q, g, idx):
-    mask = q.items.shape[1] - 1
-    q.head[g] = (q.head[g] - 1) & mask
-    q.items[g, q.head[g]] = idx
-    q.length[g] += 1
+def enqueue_front(qi, qe, g, idx):
+    mask = qi.shape[1] - 1
+    qe[g].head = (qe[g].head - 1) & mask
+    qi[g, qe[g].head] = idx
+    qe[g].length += 1
 
 
 @njit(cache=True, nogil=True, inline="always")
-def head_of(q, g):
-    return q.items[g, q.head[g]]
+def head_of(qi, qe, g):
+    """The request at the head of queue g (a stale entry when the queue is empty)."""
+    return qi[g, qe[g].head]
 
 
 @njit(cache=True, nogil=True, inline="always")
-def prefill_need(req, idx):
-    """Prefill tokens a request needs when (re)admitted: l, plus g kept tokens."""
-    return req.prompt[idx] + req.kept[idx]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def admission_need(cf, req, idx, budget_left):
-    """(chunk, KV it adds) for admitting ``idx`` with ``budget_left`` tokens of this
-    iteration left: the whole prefill plus the first token, or a partial chunk."""
-    target = prefill_need(req, idx)
+def admission_need(cf, r, budget_left):
+    """(chunk, KV it adds) for admitting request ``r`` (a record) with ``budget_left``
+    tokens of this iteration left: its whole prefill l + g plus the first token, or a
+    partial chunk."""
+    target = r.prompt + r.kept
     chunk = min(target, budget_left)
-    if chunk == target:
-        return chunk, held(cf, target + 1)
-    return chunk, held(cf, chunk)
+    return chunk, held(cf, target + 1) if chunk == target else held(cf, chunk)
 
 
 # ------------------------------------------------------------------------------ steps
 @njit(cache=True, nogil=True, inline="always")
-def arrive_batch(cf, c, req, order, q, t):
-    """Step 1 (batch): requests arriving in slot t (or, timed, by its start) join W."""
-    in_order = order.size == 0
-    while c.next_arrival < cf.nreq:
-        idx = c.next_arrival if in_order else order[c.next_arrival]
-        if cf.timed:
-            if req.arrival_tick[idx] > c.now:
-                break
-            req.arrival[idx] = t
-        elif req.arrival[idx] != t:
-            break
-        c.next_arrival += 1
-        req.state[idx] = WAITING
-        enqueue_back(q, req.group[idx] if cf.groups_by_class else 0, idx)
-        c.waiting_n += 1
+def take_entry(cf, c, req, free, qi, qe, ident, t, prompt, decode, group, rank):
+    """An arrival joins W: a free pool entry holds it while it waits or runs."""
+    c.free_n -= 1
+    idx = free[c.free_n]
+    r = req[idx]
+    r.id = ident
+    r.arrival = t
+    r.prompt = prompt
+    r.decode = decode
+    r.group = group
+    r.rank = rank
+    r.qkey = rank
+    r.start = -1
+    r.admitted = -1
+    r.first = -1
+    r.evictions = 0
+    r.kept = 0
+    r.chunk = 0
+    r.state = WAITING
+    enqueue_back(qi, qe, group if cf.groups_by_class else 0, idx)
+    c.waiting_n += 1
+    return idx
 
 
 @njit(cache=True, nogil=True, inline="always")
-def arrive_stream(cf, c, req, q, arrivals, t):
-    """Step 1 (stream): this slot's drawn arrivals join W; draw the next slot's.
+def arrive_stream(cf, c, req, free, qi, qe, arrivals, t):
+    """Step 1 (stream, slot t holds arrivals): they join W; draw the next such slot.
 
     Returns BURST if the next slot drew more arrivals than ``scratch`` holds."""
-    if t != c.next_arrival:
-        return DONE_OK
     scratch = arrivals.scratch
     for r in range(c.pending_n):
         k = scratch[0, r]
@@ -184,24 +201,10 @@ def arrive_stream(cf, c, req, q, arrivals, t):
             c.arrived += 1
         if scratch[1, r] + scratch[2, r] > cf.memory:
             c.rejected += 1  # l + o > M could never complete
-            continue
-        c.free_n -= 1
-        idx = arrivals.free[c.free_n]
-        req.arrival[idx] = t
-        req.prompt[idx] = scratch[1, r]
-        req.decode[idx] = scratch[2, r]
-        req.group[idx] = k
-        req.rank[idx] = c.next_rank
-        req.qkey[idx] = c.next_rank
-        c.next_rank += 1
-        req.start[idx] = -1
-        req.admitted[idx] = -1
-        req.first[idx] = -1
-        req.evictions[idx] = 0
-        req.kept[idx] = 0
-        req.state[idx] = WAITING
-        enqueue_back(q, k if cf.groups_by_class else 0, idx)
-        c.waiting_n += 1
+        else:
+            take_entry(cf, c, req, free, qi, qe, -1, t, scratch[1, r], scratch[2, r], k,
+                       c.next_rank)
+            c.next_rank += 1
     st = arrivals.rng
     a0, a1, a2, a3 = st[0], st[1], st[2], st[3]
     l0, l1, l2, l3 = st[4], st[5], st[6], st[7]
@@ -222,140 +225,164 @@ def arrive_stream(cf, c, req, q, arrivals, t):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def progress_prefill(cf, c, req, heap, phase, t, budget_left):
-    """Step 2 for the request part-way through a chunked prefill: its next chunk.
-
-    Returns (KV it holds in slot t, tokens of budget used, whether it completed)."""
-    idx = c.pre_idx
-    if idx < 0:
-        return 0, 0, False
-    chunk = min(prefill_need(req, idx) - c.pre_done, budget_left)
-    req.chunk[idx] = chunk
-    done = c.pre_done + chunk
-    if done == prefill_need(req, idx):
-        c.pre_idx = -1
-        c.pre_done = 0
-        return join_decoding(cf, c, req, heap, phase, idx, t), chunk, True
-    c.pre_done = done
-    return held(cf, done), chunk, False
+def prefill_chunk(c, r, budget_left):
+    """Step 2 for the request part-way through a chunked prefill (record ``r``): its next
+    chunk.  Returns (chunk, whether the prefill completes)."""
+    chunk = min(r.prompt + r.kept - c.pre_done, budget_left)
+    r.chunk = chunk
+    c.pre_done += chunk
+    return chunk, c.pre_done == r.prompt + r.kept
 
 
 @njit(cache=True, nogil=True, inline="always")
-def bounced_need(cf, req, q, quota, source, head_from, remaining):
+def bounced_need(cf, req, qi, qe, quota, source, remaining):
     """KV the candidates that bounce would have added (they are never moved)."""
-    mask = q.items.shape[1] - 1
+    mask = qi.shape[1] - 1
     total = 0
     if source == admission.FROM_CLASSES:
-        for g in range(q.length.size):
+        for g in range(qe.size):
             for j in range(quota[g]):
-                idx = q.items[g, (q.head[g] + j) & mask]
-                total += held(cf, prefill_need(req, idx) + 1)
+                r = req[qi[g, (qe[g].head + j) & mask]]
+                total += held(cf, r.prompt + r.kept + 1)
     else:
         for j in range(remaining):
-            idx = q.items[0, (q.head[0] + head_from + j) & mask]
-            total += held(cf, prefill_need(req, idx) + 1)
+            r = req[qi[0, (qe[0].head + j) & mask]]
+            total += held(cf, r.prompt + r.kept + 1)
     return total
 
 
 @njit(cache=True, nogil=True, inline="always")
-def requeue_bounced_front(c, req, q, quota, source, remaining, scratch):
+def requeue_bounced_front(c, req, qi, qe, quota, source, remaining, scratch, taken):
     """Requeue at the front: the candidates that bounce stay where they are (at the heads
     of their queues) but take front keys as LIFO removal would give them, the last
     candidate first."""
-    mask = q.items.shape[1] - 1
+    mask = qi.shape[1] - 1
     count = 0
     if source == admission.FROM_CLASSES:
-        taken = np.zeros(q.length.size, np.int64)
+        taken[:] = 0
         while True:  # the candidates in merged (admission) order
             g = -1
             best = 0
-            for h in range(q.length.size):
+            for h in range(qe.size):
                 if taken[h] < quota[h]:
-                    key = req.qkey[q.items[h, (q.head[h] + taken[h]) & mask]]
+                    key = req[qi[h, (qe[h].head + taken[h]) & mask]].qkey
                     if g < 0 or key < best:
                         g = h
                         best = key
             if g < 0:
                 break
-            scratch[count] = q.items[g, (q.head[g] + taken[g]) & mask]
+            scratch[count] = qi[g, (qe[g].head + taken[g]) & mask]
             taken[g] += 1
             count += 1
     else:
         for j in range(remaining):
-            scratch[count] = q.items[0, (q.head[0] + j) & mask]
+            scratch[count] = qi[0, (qe[0].head + j) & mask]
             count += 1
     for j in range(count - 1, -1, -1):
-        req.qkey[scratch[j]] = c.front_key
+        req[scratch[j]].qkey = c.front_key
         c.front_key -= 1
 
 
 @njit(cache=True, nogil=True, inline="always")
-def remove_active(cf, c, req, q, phase, idx, t):
-    """Step 4 for one request popped by LIFO eviction: back to W by the requeue rule.
-
-    Returns the KV it held."""
-    if req.start[idx] >= 0:
-        g = t - req.start[idx]
+def evict(cf, c, req, out, qi, qe, phase, idx, t):
+    """Step 4 for one request popped by LIFO eviction: a bounce if it was admitted in this
+    slot, else an eviction; it keeps its tokens or loses them by the eviction rule and
+    re-enters W by the requeue rule.  Returns the KV it held."""
+    r = req[idx]
+    decoding = r.start >= 0
+    if decoding:
+        g = t - r.start
         freed = leave_decoding(cf, c, req, phase, idx, t)
     else:  # part-way through a chunked prefill: its computed tokens are lost
-        g = req.kept[idx]
+        g = r.kept
         freed = held(cf, c.pre_done)
         c.pre_idx = -1
         c.pre_done = 0
     measured = t >= cf.warmup
-    if req.admitted[idx] == t:
+    bounce = r.admitted == t
+    if bounce:
         c.bounces += 1
         c.bounces_measured += measured
     else:
         c.evictions += 1
         c.evictions_measured += measured
-        req.evictions[idx] += 1
+        r.evictions += 1
         if cf.eviction == EVICT_RESTART:
             c.wasted += g
             if measured:
                 c.wasted_measured += g
-    req.kept[idx] = 0 if cf.eviction == EVICT_RESTART else g
-    req.state[idx] = WAITING
-    req.start[idx] = -1
-    req.admitted[idx] = -1
+    out[r.id].evictions += 0 if bounce else 1
+    out[r.id].start = -1
+    r.kept = 0 if cf.eviction == EVICT_RESTART else g
+    r.state = WAITING
+    r.start = -1
+    r.admitted = -1
     if cf.requeue == REQUEUE_FRONT:
-        req.qkey[idx] = c.front_key
+        r.qkey = c.front_key
         c.front_key -= 1
     else:
-        req.qkey[idx] = req.rank[idx]
-    enqueue_front(q, req.group[idx] if cf.groups_by_class else 0, idx)
+        r.qkey = r.rank
+    enqueue_front(qi, qe, r.group if cf.groups_by_class else 0, idx)
     c.waiting_n += 1
     return freed
 
 
 @njit(cache=True, nogil=True, inline="always")
-def complete(cf, c, req, hist, phase, idx, t, end_tick):
-    """Step 6 for one request with g = o."""
+def first_token(req, out, idx, t):
+    """Step 5 for a request decoding its first token ever."""
+    req[idx].first = t
+    out[req[idx].id].first = t
+
+
+@njit(cache=True, nogil=True, inline="always")
+def mark_first_ticks(req, out_t, stack, c, pre, t, end_tick):
+    """Timed batch: the end of this iteration for the requests whose first token it was."""
+    j = c.stack_n - 1
+    while j >= 0 and stack[j].stamp == t:
+        r = req[stack[j].idx]
+        if r.first == t:
+            out_t[r.id].first_tick = end_tick
+        j -= 1
+    if pre >= 0 and req[pre].state == ACTIVE and req[pre].first == t:
+        out_t[req[pre].id].first_tick = end_tick
+
+
+@njit(cache=True, nogil=True, inline="always")
+def complete(cf, c, req, free, phase, idx, t):
+    """Step 6 for one request with g = o: out of the batch; its pool entry is free again."""
     leave_decoding(cf, c, req, phase, idx, t)
+    r = req[idx]
     c.completed += 1
     if t >= cf.warmup:
         c.completed_measured += 1
-        c.tokens_measured += req.decode[idx]
-    if cf.streaming:
-        req.state[idx] = FREE
-        if req.arrival[idx] >= cf.warmup:
-            k = req.group[idx]
-            latency = t - req.arrival[idx] + 1
-            ttft = req.first[idx] - req.arrival[idx] + 1
-            hist.latency[k, latency] += 1
-            hist.ttft[k, ttft] += 1
-            acc = hist.totals
-            acc[k, C_COMPLETED] += 1
-            acc[k, C_TOKENS] += req.decode[idx]
-            acc[k, C_LATENCY_SUM] += latency
-            acc[k, C_TTFT_SUM] += ttft
-            acc[k, C_EVICTIONS] += req.evictions[idx]
-            if req.evictions[idx] > 0:
-                acc[k, C_RESTARTED] += 1
-    else:
-        req.state[idx] = DONE
-        req.completion[idx] = t
-        if cf.timed:
-            req.completion_tick[idx] = end_tick
+        c.tokens_measured += r.decode
+    r.state = FREE
+    free[c.free_n] = idx
+    c.free_n += 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def record_batch(cf, r, out, out_t, t, end_tick):
+    """A completed batch request's outputs (``out_t`` of a unit-clock run is one scratch
+    record)."""
+    out[r.id].completion = t
+    out_t[r.id if cf.timed else 0].completion_tick = end_tick
+
+
+@njit(cache=True, nogil=True, inline="always")
+def record_stream(cf, r, hist, t):
+    """A completed stream request in the latency and TTFT histograms and class totals
+    (requests that arrived before the warm-up count for nothing)."""
+    counted = 1 if r.arrival >= cf.warmup else 0
+    k = r.group
+    latency = t - r.arrival + 1
+    ttft = r.first - r.arrival + 1
+    hist.latency[k, latency] += counted
+    hist.ttft[k, ttft] += counted
+    acc = hist.totals
+    acc[k, C_COMPLETED] += counted
+    acc[k, C_TOKENS] += counted * r.decode
+    acc[k, C_LATENCY_SUM] += counted * latency
+    acc[k, C_TTFT_SUM] += counted * ttft
+    acc[k, C_EVICTIONS] += counted * r.evictions
+    acc[k, C_RESTARTED] += counted * (r.evictions > 0)
