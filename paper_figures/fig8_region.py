@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 NAME = "fig8_region"
 COLORS = {"stable": "#1a9850", "unstable": "#d73027", "undecided": "#999999"}
 MARKS = {"stable": "o", "unstable": "X", "undecided": "s"}
+SHORT = {"paper-4.1": "Sec. 4.1 classes", "geometric": "geometric o", "azure-conv": "Azure conv"}
 
 
 def _panel(ax, panel: dict) -> None:
@@ -95,7 +96,8 @@ def _panel(ax, panel: dict) -> None:
                         arrowprops=dict(arrowstyle="->", lw=0.7))
     cert = th["certified"].get(th["loss_method"]) or th["certified"]["chernoff"]
     capacity = max((m for m in mean if np.isfinite(m)), default=math.nan)
-    ax.set_title(f"{panel['label']}\n{panel['law']} budget, M = {panel['memory']:,}: "
+    short = SHORT.get(panel["kind"], panel["kind"])
+    ax.set_title(f"{short}, {panel['law']} budget, M = {panel['memory']:,}\n"
                  f"certified {cert['fraction']:.3f}, measured {capacity:.3f} "
                  r"$\lambda^*$", fontsize=8)
     ax.set_xlim(xmin, 1.02)
@@ -109,9 +111,11 @@ def main(cache=None, output=None) -> list:
     panels = list(r["panels"].values())
     ncol = min(3, len(panels))
     nrow = math.ceil(len(panels) / ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 3.7 * nrow + 1.2),
-                             squeeze=False, constrained_layout=True)
-    flat = [ax for row in axes for ax in row]
+    # one extra row for the legend and the caption, so that they never overlap
+    fig, axes = plt.subplots(nrow + 1, ncol, figsize=(4.3 * ncol, 3.7 * nrow + 1.6),
+                             squeeze=False, constrained_layout=True,
+                             gridspec_kw={"height_ratios": [1.0] * nrow + [0.42]})
+    flat = [ax for row in axes[:nrow] for ax in row]
     for ax, p in zip(flat, panels):
         _panel(ax, p)
     for ax in flat[len(panels):]:
@@ -120,17 +124,22 @@ def main(cache=None, output=None) -> list:
     for ax in flat[:len(panels)]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=3)
+    gs = axes[nrow][0].get_gridspec()
+    for ax in axes[nrow]:
+        ax.remove()
+    foot = fig.add_subplot(gs[nrow, :])
+    foot.axis("off")
+    foot.legend(list(handles.values()), list(handles), loc="upper center", ncol=3)
     fig.suptitle("Where flow control is stable: measured region against the reconstructed "
                  "budget window and the effective-rate condition (issue 16)", fontsize=10)
     par = r["params"]
-    fig.text(0.01, -0.045, f"{par['replications']} replications of {par['slots']} slots per point "
-                       f"(growth over the second half; verdict at 99%, resolution delta = "
-                       f"{par['resolution']:g} lambda*); saturated runs "
-                       f"{par['saturated_slots']} slots. Certified: max over E[B] of "
-                       "E[B] - r_bar; measured: max of mu_sat over the tested budgets. "
-                       + style.mode_note(r), fontsize=7, color="#555555", ha="left",
-             va="top", wrap=True)
+    foot.text(0.0, 0.0, f"{par['replications']} replications of {par['slots']} slots per point "
+                        f"(growth over the second half; verdict at 99%, resolution delta = "
+                        f"{par['resolution']:g} lambda*); saturated runs "
+                        f"{par['saturated_slots']} slots. Certified: max over E[B] of "
+                        "E[B] - r_bar; measured: max of mu_sat over the tested budgets.\n"
+                        + style.mode_note(r), fontsize=7, color="#555555", ha="left",
+              va="bottom", transform=foot.transAxes)
     return style.save(fig, output, NAME)
 
 

@@ -61,7 +61,7 @@ def check(name: str, kind: str, statement: str):
 
 def run_all(only: list[str] | None = None) -> list[tuple[Check, Outcome, float]]:
     """Run the registered checks (all, or those named in ``only``)."""
-    from proofs_check import algebra, numeric  # noqa: F401  (registers the checks)
+    from proofs_check import algebra, numeric, region  # noqa: F401  (registers the checks)
 
     results = []
     for c in CHECKS:
