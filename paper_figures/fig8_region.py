@@ -112,9 +112,11 @@ def main(cache=None, output=None) -> list:
     ncol = min(3, len(panels))
     nrow = math.ceil(len(panels) / ncol)
     # one extra row for the legend and the caption, so that they never overlap
-    fig, axes = plt.subplots(nrow + 1, ncol, figsize=(4.3 * ncol, 3.7 * nrow + 1.6),
+    foot_height = 1.6 if ncol > 1 else 2.3  # legend in 3 (or 2) columns, then the caption
+    fig, axes = plt.subplots(nrow + 1, ncol,
+                             figsize=(max(4.3 * ncol, 7.0), 3.7 * nrow + foot_height + 0.4),
                              squeeze=False, constrained_layout=True,
-                             gridspec_kw={"height_ratios": [1.0] * nrow + [0.42]})
+                             gridspec_kw={"height_ratios": [3.7] * nrow + [foot_height]})
     flat = [ax for row in axes[:nrow] for ax in row]
     for ax, p in zip(flat, panels):
         _panel(ax, p)
@@ -129,17 +131,18 @@ def main(cache=None, output=None) -> list:
         ax.remove()
     foot = fig.add_subplot(gs[nrow, :])
     foot.axis("off")
-    foot.legend(list(handles.values()), list(handles), loc="upper center", ncol=3)
+    foot.legend(list(handles.values()), list(handles), loc="upper center",
+                ncol=3 if ncol > 1 else 2)
     fig.suptitle("Where flow control is stable: measured region against the reconstructed "
                  "budget window and the effective-rate condition (issue 16)", fontsize=10)
     par = r["params"]
-    foot.text(0.0, 0.0, f"{par['replications']} replications of {par['slots']} slots per point "
+    fig.text(0.01, 0.005, f"{par['replications']} replications of {par['slots']} slots per point "
                         f"(growth over the second half; verdict at 99%, resolution delta = "
                         f"{par['resolution']:g} lambda*); saturated runs "
                         f"{par['saturated_slots']} slots. Certified: max over E[B] of "
                         "E[B] - r_bar; measured: max of mu_sat over the tested budgets.\n"
                         + style.mode_note(r), fontsize=7, color="#555555", ha="left",
-              va="bottom", transform=foot.transAxes)
+             va="bottom", wrap=True)
     return style.save(fig, output, NAME)
 
 

@@ -364,3 +364,13 @@ def test_classify_needs_a_significant_and_substantial_growth():
     assert classify([0.05, -0.05, 0.0], 5.0, delta, slots) == "undecided"
     assert classify([0.05, -0.05, 0.0], 5000.0, delta, slots) == "undecided"
     assert classify([0.1], 1e6, delta, slots) == "undecided"  # one replication: no interval
+
+
+def test_demand_variance_of_a_deterministic_demand_is_zero_not_negative():
+    """Deterministic lengths and budget make U deterministic; the two sums of
+    demand_variance cancel and rounding once left -7e-15 (a math domain error downstream)."""
+    from stability.theory.moments import demand_variance
+
+    w = s.Workload.single(1.0, 1, 4)
+    assert demand_variance(w, Budget(1)) == 0.0
+    assert demand_variance(w, Budget(2, "poisson")) > 0

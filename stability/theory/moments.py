@@ -155,4 +155,6 @@ def demand_variance(workload: Workload, budget) -> float:
         if b.var != b.mean:
             m = _age_means(st, _stream_ages(st))
             total += (b.var - b.mean) * float(np.dot(m, m))
-    return total
+    # The two sums cancel exactly when U is deterministic (deterministic lengths and budget);
+    # rounding can then leave -1e-15: a variance is never negative.
+    return max(total, 0.0)
