@@ -147,9 +147,9 @@ def _budget(ctx: Context) -> dict:
         per_class_4_1=ctx.pick([3.9], [3.7, 3.9], list(PER_CLASS_4_1)),
         budgets=ctx.pick([0.9, 1.0, 1.2], [0.8, 0.9, 1.0, 1.2],
                          [0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.5]),
-        slots=ctx.pick(20_000, 200_000, 300_000),
-        saturated_slots=ctx.pick(20_000, 100_000, 300_000),
-        replications=ctx.pick(3, 5, 4),
+        slots=ctx.pick(20_000, 150_000, 300_000),
+        saturated_slots=ctx.pick(20_000, 60_000, 300_000),
+        replications=ctx.pick(3, 4, 4),
         # the exact FFT loss bound costs about a second per budget (a minute for Azure conv
         # at M = 2e6 tokens, whose panels therefore use the Chernoff bound in every mode)
         loss_method=ctx.pick("chernoff", "chernoff", "exact"),
