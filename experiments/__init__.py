@@ -5,5 +5,6 @@ Each module has ``NAME``, ``TITLE``, ``FIGURE`` (its script in ``paper_figures``
 and ``verify(results) -> [Check]`` (rows of VERIFICATION.md, from the results alone).
 """
 
-EXPERIMENTS = ("section41", "boundary", "baselines", "overflow", "budget", "traces", "hindsight")
+EXPERIMENTS = ("section41", "boundary", "baselines", "overflow", "budget", "traces", "hindsight",
+               "region")
 """Experiment names in the order they run and appear in the report."""

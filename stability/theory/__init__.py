@@ -9,6 +9,7 @@ Modules, each named for what it holds:
 ``conditions``   Prop. 3.2, inequality (2) / Thm 3.3, Lindley stationary mean
 ``overflow``     Chernoff rate I(M) and the Alg. 2 overflow bound (*reconstruction*)
 ``exact_tail``   the exact tail P(U > m) by FFT (beyond the paper)
+``effective``    loss-rate bound, effective activation rate, corrected window (issue 16)
 ``tuning``       budget window and budget tuner (beyond the paper)
 ``report``       ``analyze(workload, memory, ...)``: everything above in one report
 """
@@ -23,6 +24,14 @@ from stability.theory.conditions import (
     queue_drift,
 )
 from stability.theory.demand import DemandModel
+from stability.theory.effective import (
+    CorrectedWindow,
+    LossBound,
+    certified_rate,
+    corrected_window,
+    effective_rate,
+    loss_rate_bound,
+)
 from stability.theory.exact_tail import exact_tail, per_slot_overflow
 from stability.theory.moments import (
     demand_mean,
@@ -45,6 +54,8 @@ __all__ = [
     "alg1_condition", "alg1_peak_demand", "critical_rate", "lindley_mean_queue",
     "necessary_condition", "queue_drift",
     "exact_tail", "per_slot_overflow",
+    "CorrectedWindow", "LossBound", "certified_rate", "corrected_window", "effective_rate",
+    "loss_rate_bound",
     "demand_mean", "demand_variance", "mean_memory_time", "mean_memory_time_mix",
     "chernoff_rate", "compound_poisson_prediction", "kappa", "kappa_geometric", "overflow_bound",
     "AnalysisReport", "analyze", "best_budget", "budget_window", "tune_budget",

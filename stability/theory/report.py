@@ -26,12 +26,17 @@ from stability.theory.conditions import (
     queue_drift,
 )
 from stability.theory.demand import DemandModel
+from stability.theory.effective import (FRESH_LENGTH_NOTE, certified_rate, corrected_window,
+                                        effective_rate)
 from stability.theory.exact_tail import per_slot_overflow
 from stability.theory.moments import demand_variance, mean_memory_time
 from stability.theory.overflow import RECONSTRUCTION_NOTE, overflow_bound
 from stability.theory.symbolic import BUDGET_LAWS
 from stability.theory.tuning import best_budget, budget_window
 from stability.workload import Workload
+
+ANALYZE_LEVELS = 200
+"""FFT tail levels for the exact loss-rate bound of the analysed budget (one evaluation)."""
 
 __all__ = ["AnalysisReport", "analyze"]
 
@@ -57,6 +62,10 @@ class AnalysisReport:
     unthrottled : compound-Poisson prediction with lambda in place of E[B] (bound and exact).
     tuning : tuned budgets per law and the best, if a target was given.
     notes : reconstruction and approximation statements.
+    effective : flow-control budgets only (issue 16): the loss-rate bound r_bar on bounces +
+        evictions per slot (Chernoff, and exact FFT when ``exact``), the effective activation
+        rate E[B] - r_bar, whether lambda < E[B] - r_bar holds, the corrected window of the
+        budget's law, and a warning when the loss eats the margin E[B] - lambda; or None.
     """
 
     memory: int
@@ -73,6 +82,7 @@ class AnalysisReport:
     tuning: dict | None
     horizon: int
     notes: tuple = field(default=())
+    effective: dict | None = None
 
     def to_dict(self) -> dict:
         return plain({k: getattr(self, k) for k in self.__dataclass_fields__})
@@ -125,10 +135,17 @@ class AnalysisReport:
             q = self.queue
             if q is not None:
                 if q["kind"] == "flow-control":
-                    status = ("" if q["stable"] else
-                              f"  (UNSTABLE: lambda >= E[B], drift {q['drift']:.4g} per slot)")
+                    if q["drift"] > 0:
+                        status = f"  (UNSTABLE: lambda >= E[B], drift {q['drift']:.4g} per slot)"
+                    elif not q["stable"]:
+                        status = ("  (no loss assumed; NOT certified stable: see the effective "
+                                  "rate below)")
+                    else:
+                        status = ""
                     add(f"  Lindley queue: E[Q] = {q['mean_queue']:.6g}, mean delay = "
                         f"{q['mean_delay']:.6g} slots{status}")
+                    if self.effective is not None:
+                        lines.extend(_effective_lines(self.effective))
                 else:
                     add(f"  inequality (2): sum_k b_k w_k = {q['peak']:.6g} "
                         f"{'<=' if q['inequality_2'] else '>'} M; b_k > lambda_k for all k: "
@@ -146,10 +163,16 @@ class AnalysisReport:
             add("")
             add(f"budget tuner: target P(overflow per slot) <= {t['target']:.3g} (method {t['method']})")
             add(f"  {'law':<14}{'E[B]':>12}{'overflow':>12}{'slack':>12}{'mean delay':>12}"
-                f"{'latency':>10}")
+                f"{'latency':>10}{'r_bar':>11}   corrected window")
             for c in t["candidates"]:
+                if math.isnan(c["corrected_low"]):
+                    win = "empty"
+                else:
+                    win = f"[{c['corrected_low']:.6g}, {c['corrected_high']:.6g}]"
+                win += ("" if c["stable"] else "  budget outside: not stable") + \
+                    ("  (capped at its upper end)" if c["capped"] else "")
                 add(f"  {c['law']:<14}{c['budget']:>12.6g}{c['overflow']:>12.3g}{c['slack']:>12.6g}"
-                    f"{c['mean_delay']:>12.4g}{c['mean_latency']:>10.4g}")
+                    f"{c['mean_delay']:>12.4g}{c['mean_latency']:>10.4g}{c['loss']:>11.3g}   {win}")
             b = t["best"]
             add("  best: " + (f"{b['law']} E[B] = {b['budget']:.6g}" if b else t["note"]))
         if self.notes:
@@ -157,6 +180,65 @@ class AnalysisReport:
             for note in self.notes:
                 add(f"note: {note}")
         return "\n".join(lines)
+
+
+def _effective_lines(e: dict) -> list:
+    """The effective-rate section of the text report (issue 16)."""
+    out = []
+    best = e.get("exact") or e["chernoff"]
+    ch = e["chernoff"]["loss"]
+    loss_text = f"r_bar <= {ch['loss']:.4g} (Chernoff)"
+    if e.get("exact") is not None:
+        loss_text = f"r_bar <= {e['exact']['loss']['loss']:.4g} (exact FFT; Chernoff {ch['loss']:.4g})"
+    out.append(f"  bounces + evictions per slot: {loss_text}; per-slot overflow <= "
+               f"{best['loss']['overflow']:.4g}, removals per overflow <= "
+               f"{best['loss']['removals_per_overflow']:.4g} (h = l_min + 1 = "
+               f"{best['loss']['removal_unit']} tokens per removal)")
+    out.append(f"  effective activation rate E[B] - r_bar = {best['effective_rate']:.6g} "
+               f"{'>' if best['holds'] else '<='} lambda = {best['arrival_rate']:.6g}: "
+               + ("certified stable (effective-rate condition holds)" if best["holds"] else
+                  "NOT certified stable"))
+    cw = e["corrected_window"]
+    if cw["nonempty"]:
+        out.append(f"  corrected window ({cw['law']}, Chernoff r_bar): E[B] in "
+                   f"[{cw['low']:.6g}, {cw['high']:.6g}] certified for lambda = "
+                   f"{cw['arrival_rate']:.6g}; reconstructed window ({cw['reconstructed'][0]:.6g}, "
+                   f"{cw['reconstructed'][1]:.6g})")
+    else:
+        cr = e["certified_rate"]
+        out.append(f"  corrected window ({cw['law']}, Chernoff r_bar): EMPTY for lambda = "
+                   f"{cw['arrival_rate']:.6g}: no {cw['law']} budget is certified (this law "
+                   f"certifies lambda < {cr['rate']:.6g} = {cr['fraction']:.4g} lambda*, at "
+                   f"E[B] = {cr['budget']:.6g}); reconstructed window "
+                   f"({cw['reconstructed'][0]:.6g}, {cw['reconstructed'][1]:.6g})")
+    if e["warning"]:
+        out.append(f"  WARNING: {e['warning']}")
+    return out
+
+
+def _effective(workload: Workload, b: Budget, memory: int, exact: bool, model) -> dict:
+    """Loss-rate bound, effective rate, corrected window and warning for one budget."""
+    ch = effective_rate(workload, b, memory, "chernoff", model=model)
+    ex = effective_rate(workload, b, memory, "exact", model=model,
+                        max_levels=ANALYZE_LEVELS) if exact else None
+    best = ex or ch
+    cw = corrected_window(workload, memory, b.law, "chernoff")
+    cr = certified_rate(workload, memory, b.law, "chernoff")
+    warning = ""
+    if best.margin > 0 and not best.holds:
+        where = ("inside the reconstructed window (lambda, M/E[w]), but "
+                 if best.in_reconstructed_window else "")
+        warning = (f"{where}the loss eats the margin: E[B] - lambda = {best.margin:.4g} while "
+                   f"bounces + evictions may reach r_bar = {best.loss.loss:.4g} per slot; the "
+                   "queue is only guaranteed to drain at E[B] - r_bar = "
+                   f"{best.effective_rate:.4g} < lambda = {best.arrival_rate:.4g}. Bounced and "
+                   "evicted requests re-enter the queue, so it may grow without bound; "
+                   "r_bar is a conservative bound (docs/theory_region.md gives the measured "
+                   "region).")
+    return {"chernoff": ch.to_dict(), "exact": None if ex is None else ex.to_dict(),
+            "holds": best.holds, "effective_rate": best.effective_rate,
+            "corrected_window": cw.to_dict(), "certified_rate": cr.to_dict(),
+            "warning": warning}
 
 
 def _class_rows(workload: Workload) -> tuple:
@@ -201,7 +283,7 @@ def analyze(workload: Workload, memory: int, budget=None, target_overflow: float
     b = None if budget is None else as_budget(budget)
     if b == UNTHROTTLED:
         raise ValueError("budget='unthrottled' is reported anyway; give a real budget or none")
-    demand = chernoff = ex = queue = None
+    demand = chernoff = ex = queue = effective = None
     if b is not None:
         model = DemandModel(workload, b)
         mean = model.dlog_mgf(0.0)
@@ -218,9 +300,14 @@ def analyze(workload: Workload, memory: int, budget=None, target_overflow: float
                      "drift": queue_drift(workload, b)}
         else:
             lq = lindley_mean_queue(workload.total_rate, b)
+            effective = _effective(workload, b, memory, exact, model)
+            # stable means certified: the effective rate E[B] - r_bar exceeds lambda (issue
+            # 16), not merely E[B] > lambda
             queue = {"kind": "flow-control", "mean_queue": lq.mean_queue,
-                     "mean_delay": lq.mean_delay, "stable": workload.total_rate < b.mean,
+                     "mean_delay": lq.mean_delay,
+                     "stable": workload.total_rate < b.mean and effective["holds"],
                      "drift": queue_drift(workload, b)}
+            notes.append(FRESH_LENGTH_NOTE)
         if ex is not None and ex["unit"] > 1:
             notes.append(f"exact tail on a lattice of {ex['unit']} tokens, contributions rounded "
                          "up (prob) and down (lower): a bracket of the exact value")
@@ -236,7 +323,7 @@ def analyze(workload: Workload, memory: int, budget=None, target_overflow: float
     return AnalysisReport(memory, _class_rows(workload), nec.to_dict(),
                           critical_rate(workload, memory), window.to_dict(),
                           None if b is None else b.describe(), demand, chernoff, ex, queue,
-                          unthrottled, tuning, int(horizon), tuple(notes))
+                          unthrottled, tuning, int(horizon), tuple(notes), effective)
 
 
 def _exact_dict(workload, budget, memory) -> dict:

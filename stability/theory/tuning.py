@@ -10,6 +10,11 @@
 * Tuner: the largest budget whose predicted per-slot overflow probability stays below a
   target.  The prediction is monotone in the budget (U is stochastically increasing in
   E[B] for each law, and so is Lambda(theta) for theta >= 0), so a bisection finds it.
+* Corrected window (issue 16): the budget window is not sufficient, because bounced and
+  evicted requests re-enter the queue; the queue drains at the effective rate E[B] - r_loss.
+  :func:`stability.theory.effective.corrected_window` gives the budgets with
+  E[B] - r_bar(E[B]) > lambda (r_bar a bound on the loss rate), and the tuner never returns
+  a budget above its upper end (nor calls a budget below its lower end stable).
 * Latency: with overflow rare, a request's latency is its queueing delay plus o; the
   delay's mean is the Lindley mean (Spitzer) divided by lambda.  It decreases with the
   budget, so for one law the best budget is the largest feasible one; across laws the
@@ -26,6 +31,7 @@ import numpy as np
 from stability.theory.budget import Budget, class_mix
 from stability.theory.conditions import lindley_mean_queue
 from stability.theory.demand import DemandModel
+from stability.theory.effective import CorrectedWindow, corrected_window, loss_rate_bound
 from stability.theory.exact_tail import per_slot_overflow
 from stability.theory.moments import mean_memory_time_mix
 from stability.theory.overflow import chernoff_rate
@@ -50,14 +56,21 @@ class BudgetWindow:
     low : lambda, total arrivals per slot.
     high : M / E[w], E[w] the class-mix mean memory-time.
     nonempty : low < high, i.e. Prop. 3.2 holds strictly.
+    corrected : the corrected window of one budget law (issue 16), when asked for: the
+        budgets in (low, high) whose effective rate E[B] - r_bar exceeds lambda.  The window
+        (low, high) itself is necessary for the mean demand but not sufficient.
     """
 
     low: float
     high: float
     nonempty: bool
+    corrected: CorrectedWindow | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = {"low": self.low, "high": self.high, "nonempty": self.nonempty}
+        if self.corrected is not None:
+            d["corrected"] = self.corrected.to_dict()
+        return d
 
 
 def _check_memory(memory) -> int:
@@ -80,12 +93,15 @@ def _check_method(method) -> str:
     return method
 
 
-def budget_window(workload: Workload, memory: int) -> BudgetWindow:
-    """The budget window (lambda, M / E[w]) of DESIGN 3."""
+def budget_window(workload: Workload, memory: int, law: str | None = None,
+                  method: str = "chernoff") -> BudgetWindow:
+    """The budget window (lambda, M / E[w]) of DESIGN 3; with ``law``, also the corrected
+    window of that budget law (r_bar by ``method``, "chernoff" or "exact")."""
     memory = _check_memory(memory)
     lam = workload.total_rate
     high = memory / mean_memory_time_mix(workload)
-    return BudgetWindow(lam, high, lam < high)
+    corrected = None if law is None else corrected_window(workload, memory, law, method)
+    return BudgetWindow(lam, high, lam < high, corrected)
 
 
 def predicted_overflow(workload: Workload, budget, memory: int, method: str = "chernoff") -> float:
@@ -110,9 +126,15 @@ class TunedBudget:
     method : "chernoff" or "exact".
     overflow : predicted per-slot overflow probability at ``budget`` (by ``method``).
     slack : M - E[B] E[w], tokens.
-    stable : budget > lambda (the queue drains).
+    stable : the budget lies in the corrected window: lambda < E[B] - r_bar (the queue
+        drains at the effective rate; issue 16), not merely E[B] > lambda.
     mean_delay : Lindley mean queueing delay, slots (inf when not stable).
     mean_latency : mean_delay + E[o], slots (no evictions assumed).
+    loss : r_bar at the budget (Chernoff), bounces + evictions per slot.
+    effective_rate : E[B] - r_bar.
+    corrected_low, corrected_high : the corrected window's certified budgets (nan if empty).
+    capped : the overflow target allowed a larger budget, which was lowered to the corrected
+        window's upper end.
     """
 
     law: str
@@ -124,6 +146,11 @@ class TunedBudget:
     stable: bool
     mean_delay: float
     mean_latency: float
+    loss: float = math.nan
+    effective_rate: float = math.nan
+    corrected_low: float = math.nan
+    corrected_high: float = math.nan
+    capped: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -183,13 +210,22 @@ def tune_budget(workload: Workload, memory: int, target_overflow: float,
             else:
                 hi = mid
     lam = workload.total_rate
-    stable = lo > lam
+    # Never above the corrected window (r_bar by the Chernoff bound, which is >= the exact
+    # one, so this window lies inside the exact-tail window too).
+    window = corrected_window(workload, memory, law, "chernoff", resolution)
+    capped = window.nonempty and lo > window.high
+    if capped:
+        lo = window.high
+    stable = window.contains(lo)
     if stable:
         delay = lindley_mean_queue(lam, Budget(lo, law)).mean_delay
     else:
         delay = math.inf
+    loss = loss_rate_bound(workload, Budget(lo, law), memory, "chernoff").loss if lo > 0 \
+        else 0.0
     return TunedBudget(law, lo, target, method, over(lo), memory - lo * mean_w, stable, delay,
-                       delay + _mean_decode(workload))
+                       delay + _mean_decode(workload), loss, lo - loss, window.low, window.high,
+                       bool(capped))
 
 
 @dataclass(frozen=True)
@@ -219,6 +255,6 @@ def best_budget(workload: Workload, memory: int, target_overflow: float,
     cands = tuple(tune_budget(workload, memory, target_overflow, law, method) for law in laws)
     stable = [c for c in cands if c.stable]
     best = min(stable, key=lambda c: c.mean_latency) if stable else None
-    note = "" if best else ("no budget meets the overflow target with E[B] > lambda: "
-                            "lower the load or relax the target")
+    note = "" if best else ("no budget meets the overflow target inside the corrected "
+                            "window (E[B] - r_bar > lambda): lower the load or relax the target")
     return TuningResult(cands, best, note)
