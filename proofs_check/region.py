@@ -25,7 +25,7 @@ from stability.workload import Deterministic, RequestClass, UniformInt, Workload
        "one slot's LIFO removals each free at least h = l_min + 1 tokens, so a slot with "
        "demand R removes at most ceil((R - M)^+ / h) requests; and for integer Y >= 0, "
        "ceil(Y / h) = sum_{k >= 0} 1{Y > k h}, so E[ceil((U - M)^+ / h)] = "
-       "sum_{k >= 0} P(U > M + k h)")
+       "sum_{k >= 0} P(U > M + k h)", evidence="symbolic")
 def removal_count_lemma():
     # sympy: ceil(x/h) h >= x > (ceil(x/h) - 1) h for x = q h + r, 0 < r <= h (q >= 0
     # integer), where ceil(x/h) = q + 1: the first removal count that clears the excess
@@ -55,7 +55,7 @@ def _nonneg_given(expr, r, h) -> bool:
 @check("loss_chernoff_closed_form", "beyond",
        "sum_{k >= 0} exp(-I(M + k h)) <= exp(-I(M)) / (1 - exp(-theta* h)): I is convex with "
        "I'(M) = theta* > 0, so I(M + k h) >= I(M) + theta* k h, and the geometric series sums "
-       "to the closed form")
+       "to the closed form", evidence="symbolic")
 def loss_chernoff_closed_form():
     k = sp.Symbol("k", integer=True, nonnegative=True)
     big_i, th, hh, rho = sp.symbols("I theta h rho", positive=True)
@@ -84,7 +84,8 @@ def loss_chernoff_closed_form():
        "while the queue is long every slot admits B_t and returns N_t removed requests, so "
        "Q_T - Q_0 = sum_t (A_t + N_t - B_t) and the drift is lambda + r - E[B]; it is < 0 iff "
        "lambda < E[B] - r; since r_bar >= r the corrected window "
-       "{beta: beta - r_bar(beta) > lambda} lies inside (lambda, inf) and shrinks as r_bar grows")
+       "{beta: beta - r_bar(beta) > lambda} lies inside (lambda, inf) and shrinks as r_bar grows",
+       evidence="symbolic")
 def effective_rate_condition():
     lam, eb, rr, rb = sp.symbols("lambda EB r rbar", nonnegative=True)
     drift = lam + rr - eb
@@ -115,7 +116,7 @@ def effective_rate_condition():
 @check("loss_bound_vs_enumeration", "beyond",
        "the package's exact r_bar equals E[ceil((U - M)^+ / h)] computed from the enumerated "
        "law of U (deterministic, two-point budgets) and from Panjer's recursion (Poisson), "
-       "and the Chernoff r_bar is never below it")
+       "and the Chernoff r_bar is never below it", evidence="numeric")
 def loss_bound_vs_enumeration():
     cases = [
         (Workload.single(1.0, UniformInt(1, 2), UniformInt(1, 3)), Budget(2)),
@@ -152,7 +153,7 @@ def loss_bound_vs_enumeration():
 @check("removals_pathwise_identical_requests", "beyond",
        "with identical requests (the rigorous case) the simulated removals up to T never exceed "
        "sum_{t<T} ceil((U_t - M)^+ / h), U_t the eviction-free demand of b activations per "
-       "slot, in both engines")
+       "slot, in both engines", evidence="numeric")
 def removals_pathwise_identical_requests():
     from stability import FlowControl, Requests, simulate
 
