@@ -7,4 +7,5 @@ and ``verify(results) -> [Check]`` (rows of VERIFICATION.md, from the results al
 
 EXPERIMENTS = ("section41", "boundary", "baselines", "overflow", "budget", "traces", "hindsight",
                "region")
+EXPERIMENTS += ("ao_limit_cycles", "nie_stability", "ldp_throughput", "jaillet_competitive", "kong_svf", "feng_nonclairvoyant")  # noqa: E501  the neighbouring papers (issue 15)
 """Experiment names in the order they run and appear in the report."""

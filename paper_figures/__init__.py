@@ -3,3 +3,4 @@ cached results of ``stability reproduce``; ``style`` holds the shared look."""
 
 FIGURES = ("fig1_section41", "fig2_boundary", "fig3_baselines", "fig4_overflow", "fig5_budget",
            "fig6_traces", "fig7_hindsight", "fig8_region")
+FIGURES += ("fig9_limit_cycles", "fig10_work_conserving", "fig11_throughput_optimal", "fig12_competitive")  # noqa: E501  issue 15
