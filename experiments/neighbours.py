@@ -245,7 +245,7 @@ def run_tasks(ctx, fn, tasks: list) -> list:
 
 def competitive_budget(ctx) -> dict:
     """Budget shared by the competitive-ratio experiments (one solved set for all three)."""
-    return dict(n=ctx.pick(4, 5, 7), per_family=ctx.pick(3, 8, 60),
+    return dict(n=ctx.pick(4, 5, 7), per_family=ctx.pick(3, 10, 60),
                 time_limit=ctx.pick(20.0, 20.0, 60.0),
                 sizes=ctx.pick([10, 40], [10, 40, 160], [10, 20, 40, 80, 160, 320]),
                 shorts_per_step=10)

@@ -67,7 +67,7 @@ def main(cache=None, output=None) -> list:
         i, j = pairs.index(tuple(c["pair"])), prompts.index(c["l"])
         share = grid[i, j]
         text = f"{share:.3f}" if share > 0 else "0"
-        right.text(j, i, f"{text}\nrho {c['radius']:.3f}", ha="center", va="center",
+        right.text(j, i, f"{text}\nrho {c['radius']:.4f}", ha="center", va="center",
                    fontsize=6.5, color="black" if share == 0 else "white")
     right.set_xticks(range(len(prompts)), [f"l = {p}" for p in prompts])
     right.set_yticks(range(len(pairs)),
