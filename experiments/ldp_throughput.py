@@ -156,7 +156,8 @@ def verify(results: dict) -> list:
                     f"b = {TOKEN_BUDGET} tokens) is stable at lambda = {BELOW:g} lambda_c ({cond})",
                     "paper"),
         _growth_row(results, wc, ABOVE, "unstable",
-                    f"Theorem 2, necessity: at lambda = {ABOVE:g} lambda_c no batcher is stable",
+                    f"Theorem 2, necessity: at lambda = {ABOVE:g} lambda_c even the "
+                    "work-conserving batcher grows",
                     "paper")) if r is not None]
     tokens = _values(results, wc, SATURATED, "tokens_per_second")
     if tokens:
