@@ -16,7 +16,7 @@ import numpy as np
 
 from stability import validation
 from stability.engine.generate import EncodedWorkload, generate_arrays
-from stability.workload.laws import Deterministic, LengthLaw
+from stability.workload.laws import Deterministic, LengthLaw, UniformInt
 from stability.workload.requests import Requests
 
 __all__ = ["RequestClass", "Workload"]
@@ -149,14 +149,18 @@ class Workload:
 
     # -- named workloads -------------------------------------------------------------
     @classmethod
-    def paper_4_1(cls, rate: float = 5.0) -> "Workload":
-        """Section 4.1: classes (l, o) = (10, 20), (10, 40), (10, 60), each Poisson ``rate``."""
-        return cls(
-            tuple(
-                RequestClass(rate, Deterministic(10), Deterministic(o), name=f"o={o}")
-                for o in (20, 40, 60)
-            )
-        )
+    def paper_4_1(cls, rate: float = 5.0, jitter: int = 0, prompt=10) -> "Workload":
+        """Section 4.1: classes (l, o) = (10, 20), (10, 40), (10, 60), each Poisson ``rate``.
+
+        ``jitter`` j > 0 spreads each decode length uniformly over o - j .. o + j (the
+        lattice made random, same means); ``prompt`` replaces l = 10 (an int or a law).
+        """
+        jitter = validation.integer("jitter", jitter, 0, 19)
+        return cls(tuple(
+            RequestClass(rate, prompt,
+                         UniformInt(o - jitter, o + jitter) if jitter else Deterministic(o),
+                         name=f"o={o}" + (f"+-{jitter}" if jitter else ""))
+            for o in (20, 40, 60)))
 
     @classmethod
     def single(cls, rate: float, prompt, decode) -> "Workload":
