@@ -6,5 +6,5 @@ and ``verify(results) -> [Check]`` (rows of VERIFICATION.md, from the results al
 """
 
 EXPERIMENTS = ("section41", "boundary", "baselines", "overflow", "budget", "traces", "hindsight",
-               "region", "regime")
+               "region", "regime", "section42")
 """Experiment names in the order they run and appear in the report."""

@@ -208,10 +208,11 @@ def _point(curve: list, load: float) -> dict | None:
     return None
 
 
-def compare(fp: dict, gp: dict, metric: str, better: str) -> tuple[str, Interval, str]:
-    """(verdict, paired interval of flow - Greedy, reason) for one claim."""
+def compare(fp: dict, gp: dict, metric: str, better: str, baseline: str = BASELINE
+            ) -> tuple[str, Interval, str]:
+    """(verdict, paired interval of flow - baseline, reason) for one claim."""
     if fp["replications"] != gp["replications"]:
-        raise RuntimeError("flow control and Greedy runs are not paired")
+        raise RuntimeError(f"flow control and {baseline} runs are not paired")
     diff = Interval.of(np.array(fp[metric]["values"], float) -
                        np.array(gp[metric]["values"], float))
     if diff.n < 2 or np.isnan(diff.low):
@@ -219,7 +220,7 @@ def compare(fp: dict, gp: dict, metric: str, better: str) -> tuple[str, Interval
     if (better == "lower" and diff.high < 0) or (better == "higher" and diff.low > 0):
         return "PASS", diff, ""
     if (better == "lower" and diff.low > 0) or (better == "higher" and diff.high < 0):
-        return "FAIL", diff, " -- not reproduced: Greedy is significantly better"
+        return "FAIL", diff, f" -- not reproduced: {baseline} is significantly better"
     return "FAIL", diff, " -- not reproduced: no significant difference"
 
 
