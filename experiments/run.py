@@ -175,6 +175,10 @@ def write_verification(output: Path, mode: str, timings: dict | None = None):
         f"{counts['INCONCLUSIVE']} INCONCLUSIVE.**",
         "",
     ]
+    for name, results in found.items():  # experiments that say what their results mean
+        module = importlib.import_module(f"experiments.{name}")
+        if hasattr(module, "overview"):
+            lines += ["## What reproduces, where, and why", "", *module.overview(results), ""]
     if timings:
         spent = [f"{n} {t['compute_seconds'] + t['plot_seconds']:.0f} s" for n, t in
                  timings.items() if not n.startswith("_")]

@@ -115,3 +115,17 @@ def test_cells_cover_the_budget():
     assert set(conv) == {200_000, 1_000_000}
     assert all(c["workload"]["load"] == c["load"] for c in cells)
     assert np.all([c["world"] == regime.WORLDS[c["world_name"]] for c in cells])
+
+
+def test_overview_reads_the_map():
+    cells = [_cell("lattice", "restart", *WIN, waste=0.05),
+             _cell("geometric", "restart", *TIE, waste=0.0)]
+    for c in cells:
+        c.update(load=0.95, verdict=regime.classify(c))
+    text = "\n".join(regime.overview({"cells": cells}))
+    assert "wins in 1 cells, ties in 1 and loses in 0" in text
+    assert "reproduce in the world" in text
+    cells[1]["policies"][FLOW]["in_system"] = [1.0, 1.1, 1.2, 1.0]  # a random-length win
+    cells[1]["verdict"] = regime.classify(cells[1])
+    assert "does not support" in regime.overview({"cells": cells})[-1]
+    assert regime.overview({"cells": []}) == []
