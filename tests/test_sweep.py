@@ -492,3 +492,22 @@ def test_failed_runs_are_reported_not_stored(tmp_path):
     assert report.added + len(report.failed) == 2 and report.failed
     assert "exceeds the KV capacity M=30" in report.failed[0][1]
     assert len(st.load(db)["key"]) == report.added
+
+
+def test_a_store_of_an_older_schema_is_refused_and_untouched(tmp_path, reference_db):
+    """A store written by an older layout (another user_version) is neither read nor
+    migrated: the message names both schema versions."""
+    import shutil
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    shutil.copy(reference_db, old)
+    conn = sqlite3.connect(old)
+    conn.execute("PRAGMA user_version = 12345")
+    conn.commit()
+    conn.close()
+    original = old.read_bytes()
+    with pytest.raises(ValueError, match=f"schema version 12345; this version of stability "
+                                         f"reads version {st.SCHEMA_VERSION}"):
+        st.load(old)
+    assert old.read_bytes() == original
