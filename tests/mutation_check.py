@@ -91,8 +91,8 @@ MUTATIONS = (
     Mutation(
         "tuner_latency_minus_one",
         "tune_budget's mean_latency = delay + E[o] - 1",
-        (("stability/theory/tuning.py", "delay + _mean_decode(workload))",
-          "delay + _mean_decode(workload) - 1)"),),
+        (("stability/theory/tuning.py", "delay + _mean_decode(workload), loss",
+          "delay + _mean_decode(workload) - 1, loss"),),
         tests=(f"{ABS}::test_simulated_latency_at_the_tuned_budget_is_the_tuners_prediction",
                f"{THEORY}::test_tuner_latency_is_lindley_delay_plus_the_decode_length"),
         wide=(ABS, THEORY),

@@ -55,7 +55,7 @@ PARAM_COLUMNS = {
     "prompt": "TEXT",
     "decode": "TEXT",
     "source": "TEXT",  # azure workloads: "trace" or "synthetic"
-    "total_rate": "REAL",  # lambda = sum_k lambda_k actually simulated, arrivals per slot
+    "total_rate": "REAL",  # lambda = sum_k lambda_k simulated: per slot (per second, timed)
     "offered_load": "REAL",  # sum_k lambda_k E[w_k] / M (Prop. 3.2 needs <= 1)
     "num_classes": "INTEGER",
     "policy_kind": "TEXT NOT NULL",

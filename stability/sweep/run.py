@@ -42,7 +42,19 @@ def run_task(task: Task) -> dict:
     workload = task.workload.build(task.memory)
     policy = task.policy
     world = task.world.kwargs()
-    if task.engine == "batch":
+    total_rate = workload.total_rate
+    if task.world.timed:  # the same fraction of the critical rate, per second
+        from stability.theory.clocked import critical_rate_seconds
+
+        clock = task.world.clock_object()
+        crit = critical_rate_seconds(workload, task.memory, clock)
+        total_rate = workload.total_rate * crit.per_second / crit.per_iteration
+        requests = workload.with_total_rate(total_rate).generate_timed(
+            task.slots * crit.iteration_seconds, task.seed)
+        result = simulate(requests, policy, task.memory, horizon=task.slots, seed=task.seed,
+                          warmup=task.warmup, clock=clock, **world)
+        rejected = 0
+    elif task.engine == "batch":
         requests = workload.generate(task.slots, task.seed)
         result = simulate(requests, policy, task.memory, horizon=task.slots, seed=task.seed,
                           warmup=task.warmup, **world)
@@ -55,7 +67,7 @@ def run_task(task: Task) -> dict:
         rejected = result.rejected
     metrics = flatten_metrics(result.metrics())
     metrics["rejected"] = int(rejected)
-    return {"metrics": metrics, "total_rate": workload.total_rate,
+    return {"metrics": metrics, "total_rate": total_rate,
             "offered_load": workload.mean_kv_load() / task.memory,
             "num_classes": workload.num_classes, "seconds": time.perf_counter() - began}
 
