@@ -193,3 +193,28 @@ def test_hindsight_instances_are_the_stated_families():
     req, memory = hindsight.instance("jaillet online 1.0", 30, 4)
     assert 30 <= memory <= 50 and (np.diff(req.arrival) >= 0).all()
     assert ((req.prompt + req.decode) <= memory).all()
+
+
+def test_baselines_row_fails_for_a_known_bad_flow_budget():
+    """End to end on real runs: flow control with a budget far below lambda (a known-bad
+    policy, whose queue grows) against Greedy on geometric lengths at load 0.7: its latency
+    row must FAIL with Greedy significantly better."""
+    import stability as s
+
+    w = s.Workload.single(1.0, s.Deterministic(10), s.Geometric(1 / 40))
+    memory = 4000
+    w = w.with_total_rate(0.7 * memory / w.mean_kv_load())
+
+    def point(policy):
+        values = [s.simulate_stream(w, policy, memory, 6000, seed=k, warmup=1000)
+                  .metrics().latency.mean for k in range(4)]
+        return {"load": 0.95, "budget": 1.0, "multiplier": 0.5, "replications": REPS,
+                **{m: summary(values) for m in baselines.METRICS}}
+
+    bad = point(s.FlowControl(0.5 * w.total_rate, "two-point"))
+    greedy = point(s.Greedy())
+    results = {"workloads": {"geometric": {"curves": {baselines.FLOW: [bad],
+                                                      baselines.BASELINE: [greedy]}}}}
+    rows = [r for r in baselines.verify(results) if "mean latency" in r.claim]
+    assert rows and rows[0].verdict == "FAIL"
+    assert "Greedy is significantly better" in rows[0].simulation
