@@ -218,3 +218,24 @@ def test_baselines_row_fails_for_a_known_bad_flow_budget():
     rows = [r for r in baselines.verify(results) if "mean latency" in r.claim]
     assert rows and rows[0].verdict == "FAIL"
     assert "Greedy is significantly better" in rows[0].simulation
+
+
+# ---------------------------------------------------------------------------- traces
+def _trace_results(flow, greedy):
+    from experiments import traces
+
+    def policy(v):
+        return {"spec": {"budget": 2.0}, "latency_p95": v, "latency_mean": v, "demand_cv": v}
+
+    run = {"load": traces.CLAIM_LOAD, "source": "trace", "tuning": {"multiplier": 1.4},
+           "policies": {traces.FLOW: policy(flow), "Greedy": policy(greedy)}}
+    return {"traces": {"conv": {"runs": [run]}}}
+
+
+@pytest.mark.parametrize("flow, greedy, expected", [(1.0, 2.0, "PASS"), (2.0, 1.0, "FAIL"),
+                                                    (1.0, 1.0, "FAIL")])
+def test_traces_rows_pass_and_fail(flow, greedy, expected):
+    from experiments import traces
+
+    rows = traces.verify(_trace_results(flow, greedy))
+    assert len(rows) == 3 and {r.verdict for r in rows} == {expected}
