@@ -64,9 +64,9 @@ def _budget(ctx: Context) -> dict:
         memories=ctx.pick(["paper"], ["paper"], ["small", "paper"]),
         worlds=ctx.pick(["restart", "recompute"], ["restart", "recompute"],
                         ["restart", "recompute"]),
-        loads=ctx.pick([0.95], [0.8, 0.95], [0.5, 0.7, 0.85, 0.95, 1.05]),
-        slots=ctx.pick(3000, 12000, 60000), replications=ctx.pick(2, 3, 8),
-        tune_slots=ctx.pick(3000, 8000, 30000), tune_replications=ctx.pick(1, 2, 3))
+        loads=ctx.pick([0.95], [0.8, 0.95], [0.7, 0.85, 0.95, 1.05]),
+        slots=ctx.pick(3000, 12000, 40000), replications=ctx.pick(2, 3, 6),
+        tune_slots=ctx.pick(3000, 8000, 20000), tune_replications=ctx.pick(1, 2, 2))
 
 
 def cells(b: dict) -> list:
