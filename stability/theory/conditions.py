@@ -17,6 +17,7 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 from scipy.stats import poisson
 
+from stability import validation
 from stability.theory.budget import Budget, PerClassBudget, as_budget, class_mix
 from stability.theory.moments import mean_memory_time
 from stability.workload import Deterministic, Workload
@@ -28,9 +29,8 @@ __all__ = [
 
 
 def _check_memory(memory) -> int:
-    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
-    return int(memory)
+    """M, the KV capacity in tokens: the one rule of :func:`stability.validation.memory`."""
+    return validation.memory(memory)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from stability import validation
 from stability.theory.budget import Budget, as_budget, class_mix
 from stability.theory.demand import DemandModel
 from stability.theory.moments import mean_memory_time_mix
@@ -80,9 +81,8 @@ FRESH_LENGTH_NOTE = (
 
 
 def _check_memory(memory) -> int:
-    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
-    return int(memory)
+    """M, the KV capacity in tokens: the one rule of :func:`stability.validation.memory`."""
+    return validation.memory(memory)
 
 
 def _check_method(method) -> str:

@@ -42,6 +42,7 @@ from scipy import fft as sfft
 from scipy.signal import lfilter
 from scipy.special import expit, logsumexp
 
+from stability import validation
 from stability.theory._kernels import age_product
 from stability.theory.demand import DemandModel, StreamTable
 from stability.theory.overflow import chernoff_lower_rate, chernoff_rate
@@ -429,6 +430,4 @@ def exact_tail(workload: Workload, budget, levels, unit: int | None = None,
 
 def per_slot_overflow(workload: Workload, budget, memory: int, **kwargs) -> TailResult:
     """P(U > M): the per-slot overflow probability of the saturated, eviction-free demand."""
-    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
-    return exact_tail(workload, budget, [int(memory)], **kwargs)
+    return exact_tail(workload, budget, [validation.memory(memory)], **kwargs)

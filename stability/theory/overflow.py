@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 import sympy as sp
 from scipy.optimize import brentq
 
+from stability import validation
 from stability.theory import symbolic as sym
 from stability.theory.budget import UNTHROTTLED, Budget, as_budget
 from stability.theory.demand import DemandModel
@@ -176,8 +177,7 @@ def overflow_bound(workload: Workload, budget, memory: int, slots: int = 1,
     slots : T, slots in the horizon.
     model : a prebuilt exact (unit 1) model of the same workload and budget.
     """
-    if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
+    memory = validation.memory(memory)
     if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
         raise ValueError(f"slots must be an integer >= 1 (horizon T), got {slots!r}")
     model = model or DemandModel(workload, budget)

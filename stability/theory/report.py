@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stability import validation
 from stability.jsonvalues import plain
-
 from stability.theory.budget import UNTHROTTLED, Budget, PerClassBudget, as_budget
 from stability.theory.conditions import (
     alg1_condition,
@@ -268,9 +268,7 @@ def analyze(workload: Workload, memory: int, budget=None, target_overflow: float
     """
     if not isinstance(workload, Workload):
         raise ValueError(f"workload must be a Workload, got {workload!r}")
-    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
-    memory = int(memory)
+    memory = validation.memory(memory)
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ValueError(f"horizon must be an integer >= 1 (slots), got {horizon!r}")
     notes = [RECONSTRUCTION_NOTE]

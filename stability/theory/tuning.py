@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from stability import validation
 from stability.theory.budget import Budget, class_mix
 from stability.theory.conditions import lindley_mean_queue
 from stability.theory.demand import DemandModel
@@ -74,9 +75,8 @@ class BudgetWindow:
 
 
 def _check_memory(memory) -> int:
-    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
-    return int(memory)
+    """M, the KV capacity in tokens: the one rule of :func:`stability.validation.memory`."""
+    return validation.memory(memory)
 
 
 def _check_target(target) -> float:
