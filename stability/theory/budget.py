@@ -28,7 +28,7 @@ UNTHROTTLED = "unthrottled"
 
 @dataclass(frozen=True)
 class PerClassBudget:
-    """Alg. 1's budgets: b_k activations of class k per slot (ClassBudgets, DESIGN 2).
+    """Alg. 1's budgets: b_k activations of class k per slot (ClassBudgets, docs/model.md 4.1).
 
     Parameters
     ----------

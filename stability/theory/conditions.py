@@ -1,4 +1,4 @@
-"""Stability conditions of DESIGN 3: Prop. 3.2, inequality (2) / Thm 3.3, Lindley queues.
+"""Stability conditions of docs/model.md 3.2: Prop. 3.2, inequality (2) / Thm 3.3, Lindley queues.
 
 * Prop. 3.2 (necessary, any scheduler): sum_k lambda_k E[w_k] <= M.  Each completion
   consumes at least w memory-slots and at most M are available per slot.

@@ -1,6 +1,6 @@
 """The saturated, eviction-free KV demand U of Alg. 2 and its log-MGF Lambda(theta).
 
-DESIGN 3 (*reconstruction* of the paper's Alg. 2 overflow bound): a request activated a
+docs/model.md 3.2 (*reconstruction* of the paper's Alg. 2 overflow bound): a request activated a
 slots ago contributes X(a) = (l + a + 1) 1{o > a}; with B_{t-a} activations in slot t - a,
 
     U = sum_{a >= 0} sum_{i=1..B_{t-a}} X_i(a),        E[U] = E[B] E[w],
@@ -120,7 +120,7 @@ def _lattice_prompt(values: np.ndarray, probs: np.ndarray, unit: int, rounding: 
 
 
 class DemandModel:
-    """U (DESIGN 3) for a workload and a budget, optionally on a coarser lattice.
+    """U (docs/model.md 3.2) for a workload and a budget, optionally on a coarser lattice.
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """The effective activation rate of Alg. 2 and the corrected budget window (issue 16).
 
-The budget window (lambda, M / E[w]) of DESIGN 3 is not sufficient for stability: a request
+The budget window (lambda, M / E[w]) of docs/model.md 3.2 is not sufficient for stability: a request
 that is admitted and removed in the same slot (a bounce) or evicted later goes back to the
 queue, so the queue drains at the *effective* activation rate E[B] - r_loss, where r_loss
 is the rate of bounces and evictions, not at E[B].  Measured on the Section 4.1 classes
@@ -8,7 +8,7 @@ with b = 12, r_loss = 0.41 per slot in saturation, more than the margin E[B] - l
 at 3.9 per class, and the queue grows (docs/theory_region.md).
 
 Proposition (effective-rate condition; proof sketch in docs/theory_region.md).  Let U be
-the saturated, eviction-free demand of DESIGN 3 for the budget law and the class mix,
+the saturated, eviction-free demand of docs/model.md 3.2 for the budget law and the class mix,
 h = l_min + 1 (every removal frees at least l + 1 >= h tokens), and
 
     r_bar = E[ceil((U - M)^+ / h)] = sum_{k >= 0} P(U > M + k h)
@@ -228,7 +228,7 @@ class CorrectedWindow:
     ----------
     law : budget law.
     arrival_rate : lambda, total arrivals per slot.
-    reconstructed : (lambda, M / E[w]), the window of DESIGN 3 (necessary for the mean
+    reconstructed : (lambda, M / E[w]), the window of docs/model.md 3.2 (necessary for the mean
         demand, not sufficient).
     low, high : the certified ends of the corrected window: every beta in [low, high] (every
         integer, for deterministic budgets) has beta - r_bar(beta) > lambda and

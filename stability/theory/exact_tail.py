@@ -1,6 +1,6 @@
 """Exact tail of the eviction-free KV demand U on the integer lattice, by FFT.
 
-Beyond the paper (DESIGN 3).  U = sum over ages a of independent compound sums: B_{t-a}
+Beyond the paper (docs/model.md 3.4).  U = sum over ages a of independent compound sums: B_{t-a}
 activations, each contributing X(a) = (l + a + 1) 1{o > a}.  On the lattice the generating
 function of one activation is
 
@@ -64,7 +64,7 @@ POISSON_POINTS = 2**22
 
 @dataclass(frozen=True)
 class TailResult:
-    """P(U > m) on a grid of levels (DESIGN 3's U; beyond the paper).
+    """P(U > m) on a grid of levels (U of docs/model.md 3.2; beyond the paper, 3.4).
 
     Attributes
     ----------

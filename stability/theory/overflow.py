@@ -1,4 +1,4 @@
-"""Chernoff bound on the overflow probability of Alg. 2 (DESIGN 3, *reconstruction*).
+"""Chernoff bound on the overflow probability of Alg. 2 (docs/model.md 3.2, *reconstruction*).
 
 The paper's headline claim is that overflow events become rare exponentially fast in the
 slack Delta = M - E[B] E[w].  Its proof is not available; this module encodes our
@@ -37,7 +37,7 @@ __all__ = ["kappa", "kappa_geometric", "chernoff_rate", "chernoff_lower_rate", "
            "compound_poisson_prediction", "RECONSTRUCTION_NOTE"]
 
 RECONSTRUCTION_NOTE = (
-    "Alg. 2 overflow bound: reconstruction (DESIGN 3), not the paper's text. "
+    "Alg. 2 overflow bound: reconstruction (docs/model.md 3.2), not the paper's text. "
     "Rigorous for deterministic budgets b >= actual activations until the first overflow; "
     "otherwise a prediction from the saturated, eviction-free relaxation."
 )
@@ -49,7 +49,7 @@ valid for theta < -ln(1-p)."""
 
 
 def kappa(request_class: RequestClass, theta: float) -> float:
-    """kappa(theta) = E[sum_{j=1..o} (e^{theta(l+j)} - 1)] for any class (DESIGN 3).
+    """kappa(theta) = E[sum_{j=1..o} (e^{theta(l+j)} - 1)] for any class (docs/model.md 3.2).
 
     Poisson(beta) budgets have Lambda = beta kappa; computed as Lambda / beta of a Poisson(1)
     stream of this class (exact finite sum over ages, closed-form geometric tail).
@@ -124,7 +124,7 @@ def chernoff_lower_rate(model: DemandModel, level: float) -> float:
 
 @dataclass(frozen=True)
 class OverflowBound:
-    """Chernoff bound on overflow for one workload, budget and capacity (DESIGN 3).
+    """Chernoff bound on overflow for one workload, budget and capacity (docs/model.md 3.2).
 
     Attributes
     ----------
@@ -187,7 +187,7 @@ def overflow_bound(workload: Workload, budget, memory: int, slots: int = 1,
     note = RECONSTRUCTION_NOTE
     if as_budget(budget) == UNTHROTTLED:
         note = ("Compound-Poisson (M/G/infinity) prediction with lambda in place of E[B]; "
-                "uses the reconstructed Alg. 2 bound (DESIGN 3).")
+                "uses the reconstructed Alg. 2 bound (docs/model.md 3.2).")
     return OverflowBound(memory, _describe(budget), mean, memory - mean, r.rate, r.theta,
                          model.theta_max, per_slot, slots, slots * per_slot, note)
 

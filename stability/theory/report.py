@@ -1,4 +1,4 @@
-"""``analyze(workload, memory, ...)``: the theory of DESIGN 3 for one configuration.
+"""``analyze(workload, memory, ...)``: the theory of docs/model.md section 3 for one configuration.
 
 The report gathers Prop. 3.2, the critical rate, the budget window, and, for a budget,
 the mean demand, the Chernoff overflow bound (*reconstruction*), the exact FFT tail of the
@@ -43,7 +43,7 @@ __all__ = ["AnalysisReport", "analyze"]
 
 @dataclass(frozen=True)
 class AnalysisReport:
-    """Theory of DESIGN 3 for one workload, capacity and (optionally) budget.
+    """Theory of docs/model.md section 3 for one workload, capacity and (optionally) budget.
 
     Attributes
     ----------
@@ -253,7 +253,7 @@ def _class_rows(workload: Workload) -> tuple:
 
 def analyze(workload: Workload, memory: int, budget=None, target_overflow: float | None = None,
             horizon: int = 10**6, exact: bool = True, method: str = "chernoff") -> AnalysisReport:
-    """Everything DESIGN 3 says about one configuration.
+    """Everything docs/model.md section 3 says about one configuration.
 
     Parameters
     ----------

@@ -1,11 +1,11 @@
-"""Choosing the flow-control budget (DESIGN 3 "budget window"; the tuner is beyond the paper).
+"""Choosing the flow-control budget (docs/model.md 3.2 "budget window"; the tuner is beyond the paper, 3.4).
 
 * Budget window: the queue drains only if lambda < E[B]; the overflow bound says
   something (I(M) > 0) only where the mean saturated demand E[B] E[w] is below M.  So
   (lambda, M / E[w]) is where a budget both drains the queue and has a useful overflow
   guarantee; the window is non-empty iff Prop. 3.2 holds strictly.  Budgets above
   M / E[w] are not unstable as such: as b -> infinity flow control *is* Greedy with LIFO
-  eviction (DESIGN 2), which may or may not be stable, but the bound is silent there.
+  eviction (docs/model.md 4.1), which may or may not be stable, but the bound is silent there.
   This is why the paper calls its method budget-sensitive.
 * Tuner: the largest budget whose predicted per-slot overflow probability stays below a
   target.  The prediction is monotone in the budget (U is stochastically increasing in
@@ -95,7 +95,7 @@ def _check_method(method) -> str:
 
 def budget_window(workload: Workload, memory: int, law: str | None = None,
                   method: str = "chernoff") -> BudgetWindow:
-    """The budget window (lambda, M / E[w]) of DESIGN 3; with ``law``, also the corrected
+    """The budget window (lambda, M / E[w]) of docs/model.md 3.2; with ``law``, also the corrected
     window of that budget law (r_bar by ``method``, "chernoff" or "exact")."""
     memory = _check_memory(memory)
     lam = workload.total_rate

@@ -38,7 +38,7 @@ __all__ = ["Estimate", "OverflowRow", "OverflowTable", "overflow_probability_is"
 
 @dataclass(frozen=True)
 class Estimate:
-    """An estimate of the per-slot overflow probability P(U > M) (DESIGN 3's U).
+    """An estimate of the per-slot overflow probability P(U > M) (the U of docs/model.md 3.2).
 
     Attributes
     ----------
@@ -102,7 +102,7 @@ def _max_value(workload: Workload, budget) -> float:
 def overflow_probability_is(workload: Workload, budget, memory: int, samples: int = 100_000,
                             seed: int = 0, alpha: float = 0.01, theta: float | None = None,
                             workers: int = 1) -> Estimate:
-    """P(U > M) by importance sampling with exponential tilting (DESIGN 3; beyond the paper).
+    """P(U > M) by importance sampling with exponential tilting (docs/model.md 3.4; beyond the paper).
 
     Estimates the per-slot overflow probability of the saturated, eviction-free
     relaxation (see the module docstring): a bound on the real system's overflow
@@ -312,7 +312,7 @@ def overflow_table(workload: Workload, budget, memories, samples: int = 100_000,
                    exact: bool = True, workers: int = 1, title: str | None = None,
                    mc_method: str = "direct") -> OverflowTable:
     """IS estimate, interval, relative error, plain MC, exact FFT tail and Chernoff bound
-    of P(U > M) for each capacity M (DESIGN 3's eviction-free relaxation).
+    of P(U > M) for each capacity M (docs/model.md 3.2's eviction-free relaxation).
 
     Parameters
     ----------

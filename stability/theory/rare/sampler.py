@@ -221,7 +221,7 @@ def _stream_tilt(st, theta: float) -> tuple[_StreamTilt, float]:
 
 
 class TiltedSampler:
-    """The exponentially tilted law of U (DESIGN 3) at one theta, ready to sample.
+    """The exponentially tilted law of U (docs/model.md 3.2) at one theta, ready to sample.
 
     Parameters
     ----------
