@@ -34,7 +34,8 @@ from stability.workload import Requests, Workload
 from stability.workload.poisson import GENERATED_BYTES
 
 __all__ = ["simulate", "simulate_stream", "simulate_streams", "replication_seeds",
-           "resolve_world", "check_batch_size", "BATCH_RUN_BYTES", "LONG_RUN_SECONDS"]
+           "resolve_world", "check_batch_size", "check_stream_size", "BATCH_RUN_BYTES",
+           "LONG_RUN_SECONDS"]
 
 ENGINES = ("fast", "reference")
 
@@ -218,6 +219,12 @@ def _check_stream_workload(workload: Workload, memory: int, block: int) -> None:
                 f"class {k} draws requests with l + o up to {int(longest)}{blocks}, more than "
                 f"the KV capacity M={memory}; they could never complete (the batch engine "
                 f"refuses them too): give memory >= {need} or shorter length laws")
+    check_stream_size(workload)
+
+
+def check_stream_size(workload: Workload) -> None:
+    """Raise ValueError if the busiest slot a stream of ``workload`` must make room for
+    (:data:`STREAM_SLOT_BYTES` per arrival) would not fit in the memory available now."""
     rate = workload.total_rate
     burst = rate + 12.0 * math.sqrt(rate) + 30.0
     validation.allocation(f"a stream at {rate:g} arrivals per slot (room for one slot's "
