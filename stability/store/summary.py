@@ -29,9 +29,12 @@ def summarize(columns: dict, metrics=None, level: float = 0.95) -> dict:
 
     Parameters
     ----------
-    columns : runs as returned by :func:`load`.
-    metrics : metric columns to summarise (default: a few main ones).
-    level : confidence level of the two-sided interval, e.g. 0.95.
+    columns : dict
+        Runs as returned by :func:`load`.
+    metrics : list of str or None
+        Metric columns to summarise (default: a few main ones).
+    level : float
+        Confidence level of the two-sided interval, e.g. 0.95.
 
     Returns
     -------

@@ -120,15 +120,21 @@ def run_sweep(sweep: Sweep, store, executor: Executor | None = None,
 
     Parameters
     ----------
-    sweep : the sweep.
-    store : an open :class:`stability.store.ResultStore` or a path (created if missing).
-    executor : any ``concurrent.futures.Executor`` (e.g. ``Client.get_executor()`` of Dask
+    sweep : Sweep
+        The sweep.
+    store : ResultStore, str or pathlib.Path
+        An open :class:`stability.store.ResultStore` or a path (created if missing).
+    executor : Executor or None
+        Any ``concurrent.futures.Executor`` (e.g. ``Client.get_executor()`` of Dask
         ``distributed``); None makes a local process pool of ``workers`` processes.
-    progress : a tqdm bar on stderr (None: only when stderr is a terminal).
-    max_in_flight : runs submitted ahead (default four per worker; 256 for an executor
+    progress : bool or None
+        A tqdm bar on stderr (None: only when stderr is a terminal).
+    max_in_flight : int or None
+        Runs submitted ahead (default four per worker; 256 for an executor
         passed in), which bounds memory and the work lost to an interruption.
-    on_result : called with no argument after each run finishes (stored or failed), e.g.
-        to report progress elsewhere.
+    on_result : callable or None
+        Called with no argument after each run finishes (stored or failed), e.g. to
+        report progress elsewhere.
 
     Runs that raise are reported in the result (and not stored); a dead worker
     (:class:`SweepError`) or an interruption stops the sweep with every finished row

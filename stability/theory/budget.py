@@ -32,8 +32,10 @@ class PerClassBudget:
 
     Parameters
     ----------
-    budgets : one budget per class, b_k (integers for ``law="deterministic"``).
-    law : law of each class budget (the paper's Alg. 1 is deterministic).
+    budgets : tuple
+        One budget per class, b_k (integers for ``law="deterministic"``).
+    law : str
+        Law of each class budget (the paper's Alg. 1 is deterministic).
     """
 
     budgets: tuple

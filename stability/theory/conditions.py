@@ -39,11 +39,16 @@ class NecessaryCondition:
 
     Attributes
     ----------
-    load : sum_k lambda_k E[w_k], token-slots of KV demand arriving per slot.
-    memory : M, tokens.
-    utilisation : load / M.
-    holds : load <= M (necessary; the boundary itself is not claimed stable).
-    strict : load < M (the budget window is non-empty).
+    load : float
+        sum_k lambda_k E[w_k], token-slots of KV demand arriving per slot.
+    memory : int
+        M, tokens.
+    utilisation : float
+        load / M.
+    holds : bool
+        load <= M (necessary; the boundary itself is not claimed stable).
+    strict : bool
+        load < M (the budget window is non-empty).
     """
 
     load: float
@@ -108,12 +113,18 @@ class Alg1Condition:
 
     Attributes
     ----------
-    peak : sum_k b_k w_k (exact for deterministic lengths, else the worst-case bound).
-    memory : M.
-    inequality_2 : peak <= M (no overflow, ever).
-    budgets_exceed_rates : b_k > lambda_k for every class.
-    stable : both (Thm 3.3: positive recurrent class queues).
-    exact_lengths : every class has deterministic prompt and decode lengths.
+    peak : float
+        sum_k b_k w_k (exact for deterministic lengths, else the worst-case bound).
+    memory : int
+        M.
+    inequality_2 : bool
+        peak <= M (no overflow, ever).
+    budgets_exceed_rates : bool
+        b_k > lambda_k for every class.
+    stable : bool
+        Both (Thm 3.3: positive recurrent class queues).
+    exact_lengths : bool
+        Every class has deterministic prompt and decode lengths.
     """
 
     peak: float
@@ -149,13 +160,19 @@ class LindleyMean:
 
     Attributes
     ----------
-    arrival_rate : lambda, Poisson arrivals per slot.
-    budget : description of B.
-    mean_queue : E[Q], requests waiting after the admission step (inf if lambda >= E[B]).
-    mean_delay : E[Q] / lambda, mean slots from arrival to first activation (Little's law:
+    arrival_rate : float
+        lambda, Poisson arrivals per slot.
+    budget : str
+        Description of B.
+    mean_queue : float
+        E[Q], requests waiting after the admission step (inf if lambda >= E[B]).
+    mean_delay : float
+        E[Q] / lambda, mean slots from arrival to first activation (Little's law:
         a request that waits d slots is counted in d end-of-admission queues).
-    terms : lattice size of the FFT (method "fft") or terms of the series ("series").
-    truncation_bound : change at the last doubling ("fft") or Chernoff bound on the
+    terms : int
+        Lattice size of the FFT (method "fft") or terms of the series ("series").
+    truncation_bound : float
+        Change at the last doubling ("fft") or Chernoff bound on the
         neglected terms ("series").
     """
 

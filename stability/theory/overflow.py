@@ -63,10 +63,13 @@ class RateResult:
 
     Attributes
     ----------
-    level : x, the demand level (lattice units of the model; tokens for unit 1).
-    rate : I(x) = sup_{theta >= 0} [theta x - Lambda(theta)] (0 when x <= E[U]; inf when
+    level : float
+        x, the demand level (lattice units of the model; tokens for unit 1).
+    rate : float
+        I(x) = sup_{theta >= 0} [theta x - Lambda(theta)] (0 when x <= E[U]; inf when
         x >= max U, where P(U > x) = 0).
-    theta : the maximiser theta*(x) (per lattice unit); I'(x) = theta*(x).
+    theta : float
+        The maximiser theta*(x) (per lattice unit); I'(x) = theta*(x).
     """
 
     level: float
@@ -128,20 +131,31 @@ class OverflowBound:
 
     Attributes
     ----------
-    memory : M, KV capacity in tokens.
-    budget : description of the budget.
-    mean_demand : E[U] = E[B] E[w], tokens.
-    slack : Delta = M - E[U], tokens.
-    rate : I(M).
-    theta : theta*(M), per token.
-    theta_max : right end of the domain of Lambda (inf if Lambda is finite everywhere).
-    per_slot : exp(-I(M)), a bound on P(overflow in a slot).
-    slots : T.
-    expected_events : T exp(-I(M)), a union bound on P(any overflow in T slots) (the name
+    memory : int
+        M, KV capacity in tokens.
+    budget : str
+        Description of the budget.
+    mean_demand : float
+        E[U] = E[B] E[w], tokens.
+    slack : float
+        Delta = M - E[U], tokens.
+    rate : float
+        I(M).
+    theta : float
+        theta*(M), per token.
+    theta_max : float
+        Right end of the domain of Lambda (inf if Lambda is finite everywhere).
+    per_slot : float
+        exp(-I(M)), a bound on P(overflow in a slot).
+    slots : int
+        T.
+    expected_events : float
+        T exp(-I(M)), a union bound on P(any overflow in T slots) (the name
         is historical: it is not a bound on the expected number of overflow events of
         the real system, only on the probability that there is at least one; for the
         eviction-free relaxation it also bounds the expected number of slots with U > M).
-    note : what kind of statement this is (reconstruction; rigorous where).
+    note : str
+        What kind of statement this is (reconstruction; rigorous where).
     """
 
     memory: int
@@ -171,11 +185,16 @@ def overflow_bound(workload: Workload, budget, memory: int, slots: int = 1,
 
     Parameters
     ----------
-    workload : request classes.
-    budget : see :class:`DemandModel`.
-    memory : M, tokens.
-    slots : T, slots in the horizon.
-    model : a prebuilt exact (unit 1) model of the same workload and budget.
+    workload : Workload
+        Request classes.
+    budget : float, Budget, PerClassBudget or FlowControl
+        See :class:`DemandModel`.
+    memory : int
+        M, tokens.
+    slots : int
+        T, slots in the horizon.
+    model : DemandModel or None
+        A prebuilt exact (unit 1) model of the same workload and budget.
     """
     memory = validation.memory(memory)
     if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:

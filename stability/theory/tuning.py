@@ -54,10 +54,14 @@ class BudgetWindow:
 
     Attributes
     ----------
-    low : lambda, total arrivals per slot.
-    high : M / E[w], E[w] the class-mix mean memory-time.
-    nonempty : low < high, i.e. Prop. 3.2 holds strictly.
-    corrected : the corrected window of one budget law (issue 16), when asked for: the
+    low : float
+        lambda, total arrivals per slot.
+    high : float
+        M / E[w], E[w] the class-mix mean memory-time.
+    nonempty : bool
+        low < high, i.e. Prop. 3.2 holds strictly.
+    corrected : CorrectedWindow or None
+        The corrected window of one budget law (issue 16), when asked for: the
         budgets in (low, high) whose effective rate E[B] - r_bar exceeds lambda.  The window
         (low, high) itself is necessary for the mean demand but not sufficient.
     """
@@ -119,21 +123,34 @@ class TunedBudget:
 
     Attributes
     ----------
-    law : budget law.
-    budget : largest E[B] with predicted overflow <= target (an integer for deterministic;
+    law : str
+        Budget law.
+    budget : float
+        Largest E[B] with predicted overflow <= target (an integer for deterministic;
         to ``resolution`` for the others); 0 if none is positive.
-    target_overflow : the per-slot target.
-    method : "chernoff" or "exact".
-    overflow : predicted per-slot overflow probability at ``budget`` (by ``method``).
-    slack : M - E[B] E[w], tokens.
-    stable : the budget lies in the corrected window: lambda < E[B] - r_bar (the queue
+    target_overflow : float
+        The per-slot target.
+    method : str
+        "chernoff" or "exact".
+    overflow : float
+        Predicted per-slot overflow probability at ``budget`` (by ``method``).
+    slack : float
+        M - E[B] E[w], tokens.
+    stable : bool
+        The budget lies in the corrected window: lambda < E[B] - r_bar (the queue
         drains at the effective rate; issue 16), not merely E[B] > lambda.
-    mean_delay : Lindley mean queueing delay, slots (inf when not stable).
-    mean_latency : mean_delay + E[o], slots (no evictions assumed).
-    loss : r_bar at the budget (Chernoff), bounces + evictions per slot.
-    effective_rate : E[B] - r_bar.
-    corrected_low, corrected_high : the corrected window's certified budgets (nan if empty).
-    capped : the overflow target allowed a larger budget, which was lowered to the corrected
+    mean_delay : float
+        Lindley mean queueing delay, slots (inf when not stable).
+    mean_latency : float
+        mean_delay + E[o], slots (no evictions assumed).
+    loss : float
+        r_bar at the budget (Chernoff), bounces + evictions per slot.
+    effective_rate : float
+        E[B] - r_bar.
+    corrected_low, corrected_high : float
+        The corrected window's certified budgets (nan if empty).
+    capped : bool
+        The overflow target allowed a larger budget, which was lowered to the corrected
         window's upper end.
     """
 
@@ -167,12 +184,18 @@ def tune_budget(workload: Workload, memory: int, target_overflow: float,
 
     Parameters
     ----------
-    workload : request classes (flow control: one queue, class mix lambda_k / lambda).
-    memory : M, tokens.
-    target_overflow : per-slot overflow probability allowed, in (0, 1).
-    law : "deterministic", "poisson" or "two-point".
-    method : "chernoff" (bound, reconstruction) or "exact" (FFT tail, beyond the paper).
-    resolution : absolute resolution of E[B] for the Poisson and two-point laws.
+    workload : Workload
+        Request classes (flow control: one queue, class mix lambda_k / lambda).
+    memory : int
+        M, tokens.
+    target_overflow : float
+        Per-slot overflow probability allowed, in (0, 1).
+    law : str
+        "deterministic", "poisson" or "two-point".
+    method : str
+        "chernoff" (bound, reconstruction) or "exact" (FFT tail, beyond the paper).
+    resolution : float
+        Absolute resolution of E[B] for the Poisson and two-point laws.
     """
     memory = _check_memory(memory)
     target = _check_target(target_overflow)
