@@ -32,6 +32,7 @@ import numpy as np
 from stability import validation
 from stability.engine.codes import EVICTION_RULES, REQUEUE_RULES
 from stability.policies import Policy, from_spec, policy_class
+from stability.simulate import check_batch_size, check_stream_size
 from stability.workload.spec import WorkloadSpec
 
 __all__ = ["WorldSpec", "Sweep", "Task", "load_config", "task_seed", "ENGINES", "canonical"]
@@ -223,7 +224,8 @@ class Sweep:
         set_("replications", _prefixed("sweep", validation.integer, "replications",
                                        self.replications, 1))
         set_("root_seed", _prefixed("sweep", validation.integer, "root_seed", self.root_seed, 0))
-        set_("slots", _prefixed("sweep", validation.integer, "slots", self.slots, 1))
+        set_("slots", _prefixed("sweep", validation.integer, "slots", self.slots, 1,
+                                validation.MAX_SLOTS, False, True))  # 1e6 in TOML is a float
         set_("warmup", _prefixed("sweep", validation.integer, "warmup", self.warmup, 0))
         if self.warmup >= self.slots:
             raise ValueError(f"sweep.warmup: {self.warmup} must be smaller than sweep.slots "
@@ -261,6 +263,13 @@ class Sweep:
                 raise ValueError(f"sweep.memory: M={m} is smaller than the longest request "
                                  f"of workload[{i}] (l + o up to {int(longest)}), which "
                                  "could never complete")
+            try:  # what one run would allocate, before any run starts
+                if self.engine == "batch":
+                    check_batch_size(workload, self.slots)
+                else:
+                    check_stream_size(workload)
+            except ValueError as err:
+                raise ValueError(f"sweep.slots: workload[{i}]: {err}") from None
             for j, p in enumerate(self.policies):
                 try:
                     p.encode(m, workload.num_classes)

@@ -1,4 +1,4 @@
-"""Theory of DESIGN section 3: conditions, moments, overflow bounds, exact tails, tuning.
+"""Theory of docs/model.md section 3: conditions, moments, overflow bounds, exact tails, tuning.
 
 Modules, each named for what it holds:
 
