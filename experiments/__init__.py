@@ -2,10 +2,12 @@
 
 Each module has ``NAME``, ``TITLE``, ``FIGURE`` (its script in ``paper_figures``),
 ``compute(ctx) -> results`` (runs simulations and theory, writes ``<cache>/<NAME>.json``)
-and ``verify(results) -> [Check]`` (rows of VERIFICATION.md, from the results alone).
+and ``verify(results) -> [Check]`` (rows of VERIFICATION.md, from the results alone); an
+experiment may add ``overview(results) -> [markdown lines]``, the report's opening section.
 """
 
 EXPERIMENTS = ("section41", "boundary", "baselines", "overflow", "budget", "traces", "hindsight",
-               "region")
-EXPERIMENTS += ("ao_limit_cycles", "nie_stability", "ldp_throughput", "jaillet_competitive", "kong_svf", "feng_nonclairvoyant")  # noqa: E501  the neighbouring papers (issue 15)
+               "region", "regime", "section42")
+EXPERIMENTS += ("ao_limit_cycles", "nie_stability", "ldp_throughput", "jaillet_competitive",
+                "kong_svf", "feng_nonclairvoyant")  # the neighbouring papers (issue 15)
 """Experiment names in the order they run and appear in the report."""

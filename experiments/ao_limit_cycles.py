@@ -38,7 +38,7 @@ from experiments.common import Check, Context, cached_json, fmt, verdict, write_
 NAME = "ao_limit_cycles"
 TITLE = ("Ao et al. (arXiv 2606.15555): limit cycles of greedy batching, coprime and "
          "non-coprime decode lengths")
-FIGURE = "fig9_limit_cycles"
+FIGURE = "fig11_limit_cycles"
 
 ROOT_SEED = 20260614
 HOMOGENEOUS = ({"l": 10, "o": 20, "k": 4}, {"l": 50, "o": 20, "k": 10}, {"l": 1, "o": 100, "k": 2})

@@ -29,7 +29,7 @@ from experiments.neighbours import blocking_ratios, competitive_data, ratios
 NAME = "feng_nonclairvoyant"
 TITLE = ("Feng, Yang, Zhang (arXiv 2601.22996): non-clairvoyant and clairvoyant competitive "
          "ratios in the offline batch setting")
-FIGURE = "fig12_competitive"
+FIGURE = "fig14_competitive"
 
 GSA, GSA_LARGE = 61.92, 32.0
 GBA, GBA_LARGE = 10.67, 6.75

@@ -29,7 +29,7 @@ from experiments.neighbours import blocking_ratios, competitive_data, ratios
 NAME = "jaillet_competitive"
 TITLE = ("Jaillet et al. (arXiv 2502.07115): MC-SF against the hindsight optimum, and no "
          "constant competitive ratio online")
-FIGURE = "fig12_competitive"
+FIGURE = "fig14_competitive"
 
 REPORTED = {"batch": 1.005, "online": 1.047}
 """MC-SF's mean latency ratio to the hindsight optimum (as summarised in issue 15)."""

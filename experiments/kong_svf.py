@@ -26,7 +26,7 @@ from experiments.neighbours import blocking_ratios, competitive_data, ratios
 
 NAME = "kong_svf"
 TITLE = "Kong et al. (arXiv 2606.22327): Smallest-Volume-First and its competitive ratio"
-FIGURE = "fig12_competitive"
+FIGURE = "fig14_competitive"
 
 BOUND = 5.0
 """SVF's competitive ratio with known lengths (v1; v2 sharpens it towards 3)."""

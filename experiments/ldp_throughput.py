@@ -38,7 +38,7 @@ from experiments.neighbours import claim_verdict, growth_verdict, run_tasks, tim
 NAME = "ldp_throughput"
 TITLE = ("Li, Dai, Peng (arXiv 2504.07347): work-conserving batching is throughput-optimal "
          "(Theorem 2 under the step batch-time model)")
-FIGURE = "fig11_throughput_optimal"
+FIGURE = "fig13_throughput_optimal"
 
 ROOT_SEED = 20250410
 MEMORY = 100_000

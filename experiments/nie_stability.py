@@ -39,7 +39,7 @@ from experiments.neighbours import (claim_verdict, growth_verdict, run_tasks, st
 NAME = "nie_stability"
 TITLE = ("Nie, Si, Zhou (arXiv 2605.04595): mu = M / (b E[g]), work-conserving stability, "
          "and the disagreement with Greedy's thrashing")
-FIGURE = "fig10_work_conserving"
+FIGURE = "fig12_work_conserving"
 
 ROOT_SEED = 20260506
 MEMORY = 16492

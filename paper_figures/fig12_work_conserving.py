@@ -1,4 +1,4 @@
-"""Figure 10: Nie et al.'s stability boundary against lambda (arXiv 2605.04595), and the
+"""Figure 12: Nie et al.'s stability boundary against lambda (arXiv 2605.04595), and the
 disagreement with Greedy's thrashing.
 
 Left: growth of the number in system against lambda / mu (unit slots, mu = M / E[g]) for
@@ -17,7 +17,7 @@ from paper_figures import style  # first: selects the Agg backend
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-NAME = "fig10_work_conserving"
+NAME = "fig12_work_conserving"
 CURVE_COLORS = ["#1b9e77", style.policy_color("Greedy"), "#7570b3"]
 
 

@@ -1,4 +1,4 @@
-"""Figure 12: competitive ratios (Jaillet et al. 2502.07115, Feng et al. 2601.22996, Kong
+"""Figure 14: competitive ratios (Jaillet et al. 2502.07115, Feng et al. 2601.22996, Kong
 et al. 2606.22327).
 
 Left: total latency / hindsight optimum on the instances proven optimal, per family
@@ -19,7 +19,7 @@ from paper_figures import style  # first: selects the Agg backend
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-NAME = "fig12_competitive"
+NAME = "fig14_competitive"
 SOURCES = ("jaillet_competitive", "kong_svf", "feng_nonclairvoyant")
 POLICY_COLORS = {"MC-SF": "#1b9e77", "SVF": "#7570b3", "MC-Benchmark": "#66a61e",
                  "Greedy": style.policy_color("Greedy"),

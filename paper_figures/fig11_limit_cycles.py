@@ -1,4 +1,4 @@
-"""Figure 9: Ao et al.'s limit cycles of greedy batching (arXiv 2606.15555).
+"""Figure 11: Ao et al.'s limit cycles of greedy batching (arXiv 2606.15555).
 
 Left: KV demand against time for identical requests, saturated input, started on the
 eviction-free equilibrium (M = k w): Greedy stays on it when unperturbed; with one request
@@ -17,7 +17,7 @@ from paper_figures import style  # first: selects the Agg backend
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-NAME = "fig9_limit_cycles"
+NAME = "fig11_limit_cycles"
 COLORS = {"unperturbed": "#444444", "perturbed": style.policy_color("Greedy"),
           "recompute": "#1b9e77", "flow": style.policy_color("FlowControl")}
 LABELS = {"unperturbed": "Greedy, on the equilibrium", "perturbed": "Greedy, one request fewer",

@@ -1,4 +1,4 @@
-"""Figure 11: Li, Dai, Peng's throughput optimality (arXiv 2504.07347).
+"""Figure 13: Li, Dai, Peng's throughput optimality (arXiv 2504.07347).
 
 Growth of the number in system (requests per second) against lambda / lambda_c under the
 step batch-time model t = 11.28 + 35.47 ceil(tokens / 128) ms, lambda_c = b / (t(b)
@@ -16,7 +16,7 @@ from paper_figures import style  # first: selects the Agg backend
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-NAME = "fig11_throughput_optimal"
+NAME = "fig13_throughput_optimal"
 
 
 def main(cache=None, output=None) -> list:
