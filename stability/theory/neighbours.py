@@ -7,7 +7,7 @@ their public abstracts and summaries; the full texts were not available here):
 - Nie, Si, Zhou, arXiv 2605.04595 (service rate mu = M / (b E[g]));
 - Li, Dai, Peng, arXiv 2504.07347 (throughput optimality, lambda (m_p + m_d) < b / t(b)).
 
-Model (DESIGN 1): a request with prompt l and decode o holds l + g + 1 tokens while it
+Model (docs/model.md section 1): a request with prompt l and decode o holds l + g + 1 tokens while it
 decodes its (g + 1)-th token, so its memory-time is w(l, o) = l o + o (o + 1) / 2 slots x
 tokens; one slot is one iteration.
 """
@@ -27,7 +27,7 @@ __all__ = ["memory_time", "equilibrium_throughput", "cohort_cycle_throughput",
 
 
 def memory_time(prompt: int, decode: int) -> int:
-    """w(l, o) = l o + o (o + 1) / 2: tokens x slots one request holds (DESIGN 1)."""
+    """w(l, o) = l o + o (o + 1) / 2: tokens x slots one request holds (docs/model.md section 1)."""
     l = validation.integer("prompt", prompt, 1)
     o = validation.integer("decode", decode, 1)
     return l * o + o * (o + 1) // 2
