@@ -8,4 +8,6 @@ experiment may add ``overview(results) -> [markdown lines]``, the report's openi
 
 EXPERIMENTS = ("section41", "boundary", "baselines", "overflow", "budget", "traces", "hindsight",
                "region", "regime", "section42")
+EXPERIMENTS += ("ao_limit_cycles", "nie_stability", "ldp_throughput", "jaillet_competitive",
+                "kong_svf", "feng_nonclairvoyant")  # the neighbouring papers (issue 15)
 """Experiment names in the order they run and appear in the report."""

@@ -41,6 +41,7 @@ FROM_HEAD, FROM_CLASSES, FROM_CHOICE = 0, 1, 2
 
 # memory-checked orders and estimates
 ORDER_SHORTEST, ORDER_FCFS = 0, 1
+ORDER_VOLUME = 2  # SVF (Kong et al.): smallest memory-time w(l, e) = l e + e (e + 1) / 2 first
 ESTIMATE_POINT, ESTIMATE_DOUBLING = 0, 1
 
 PARAMS = np.dtype([
@@ -222,6 +223,13 @@ def memory_checked_choice(t, memory, order, mode, members_l, members_u, members_
             r = req[waiting[j]]
             first[j] = -1 if key[j] < 0 else estimate(mode, r.kept, r.point, r.lower,
                                                        r.upper)
+        sort_stably(first, ranked, s.sort_tmp, waiting_n)
+    elif order == ORDER_VOLUME:
+        first = s.first
+        for j in range(waiting_n):  # by position in ``waiting``
+            r = req[waiting[j]]
+            e = estimate(mode, r.kept, r.point, r.lower, r.upper)
+            first[j] = -1 if key[j] < 0 else r.prompt * e + e * (e + 1) // 2
         sort_stably(first, ranked, s.sort_tmp, waiting_n)
     level = s.level  # m at each member's completion slot
     for a in range(count):

@@ -106,6 +106,10 @@ def _memory_checked_candidates(s: _Slot):
     rest = [i for i in queue if sim.qkey[i] >= 0]
     if int(p["order"]) == adm.ORDER_SHORTEST:
         rest = sorted(rest, key=lambda i: (est(i, int(sim.kept[i])), sim.qkey[i]))
+    elif int(p["order"]) == adm.ORDER_VOLUME:  # SVF: smallest w(l, e) first
+        rest = sorted(rest, key=lambda i: (int(sim.prompt[i]) * est(i, int(sim.kept[i]))
+                                           + est(i, int(sim.kept[i]))
+                                           * (est(i, int(sim.kept[i])) + 1) // 2, sim.qkey[i]))
     admitted = []
     for i in front + rest:
         u = t - int(sim.kept[i])
