@@ -258,6 +258,7 @@ class _Progress:
         self.bar = None
         self.decided = mode is not None
         self.next_line = None
+        self.first = None  # (time, slots) after the first chunk
         self.began = time.perf_counter()
         if mode:
             self._open_bar(0)
@@ -270,29 +271,32 @@ class _Progress:
 
     def update(self, done: int, advanced: int) -> None:
         now = time.perf_counter()
-        spent = now - self.began
         if self.bar is not None:
             self.bar.update(advanced)
+        if self.first is None:  # the first chunk includes compiling the kernel: not timed
+            self.first = (now, done)
+            return
+        t1, d1 = self.first
+        spent = now - t1
+        speed = (done - d1) / spent if spent > 0 else math.inf
+        left = (self.slots - done) / speed if speed > 0 else math.inf
         if not self.decided and (spent >= 1.0 or done >= self.slots):
             self.decided = True
-            speed = done / spent if spent > 0 else math.inf
-            left = (self.slots - done) / speed if speed > 0 else math.inf
             if left > LONG_RUN_SECONDS:
-                _log.warning("%s%d slots at %.3g slots/s (measured over the first %.1f s): "
-                             "about %s; Ctrl-C stops the run and reports the slots simulated "
-                             "so far", f"{self.label}: " if self.label else "", self.slots,
-                             speed, spent, _duration(left))
+                _log.warning("%s%d slots at %.3g slots/s (measured over %.1f s): about %s; "
+                             "Ctrl-C stops the run and reports the slots simulated so far",
+                             f"{self.label}: " if self.label else "", self.slots, speed,
+                             spent, _duration(left))
                 if sys.stderr.isatty():
                     self._open_bar(done)
                 else:
                     self.next_line = now + self.EVERY
         if self.next_line is not None and now >= self.next_line:
             self.next_line = now + self.EVERY
-            speed = done / spent if spent > 0 else math.inf
             _log.warning("%s%d of %d slots (%.3g%%), %s so far, about %s left",
                          f"{self.label}: " if self.label else "", done, self.slots,
-                         100.0 * done / max(self.slots, 1), _duration(spent),
-                         _duration((self.slots - done) / speed) if speed > 0 else "?")
+                         100.0 * done / max(self.slots, 1), _duration(now - self.began),
+                         _duration(left))
 
     def close(self) -> None:
         if self.bar is not None:
@@ -414,16 +418,20 @@ def simulate_streams(workload: Workload, policy: Policy, memory: int, slots: int
     seeds = replication_seeds(seed, replications)
     stop = threading.Event()
     label = f"replication 1 of {replications}" if replications > 1 else ""
+    futures = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        # the first replication reports for all (they run side by side at the same pace)
-        futures = [pool.submit(simulate_stream, workload, policy, memory, slots, seed=r_seed,
-                               warmup=warmup, progress=progress if i == 0 else False,
-                               stop=stop, label=label, **world)
-                   for i, r_seed in enumerate(seeds)]
-        try:
+        try:  # Ctrl-C anywhere in here stops every replication at its next chunk
+            # the first replication reports for all (they run side by side at the same pace)
+            for i, r_seed in enumerate(seeds):
+                futures.append(pool.submit(
+                    simulate_stream, workload, policy, memory, slots, seed=r_seed,
+                    warmup=warmup, progress=progress if i == 0 else False, stop=stop,
+                    label=label, **world))
             results = [f.result() for f in futures]
         except KeyboardInterrupt:
             stop.set()
             results = [f.result() for f in futures]
+            if not results:
+                raise
     return StreamResult.pooled(results, seed=int(seed))
 

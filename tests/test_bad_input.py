@@ -350,12 +350,28 @@ def test_results_json_round_trips_infinities():
 # ----------------------------------------------------------------------- Ctrl-C
 @pytest.mark.slow
 def test_ctrl_c_on_a_stream_exits_130_and_says_partial():
+    """Ctrl-C once the stream runs (its progress bar has started: imports and kernel
+    compilation are over)."""
+    import selectors
+
     proc = subprocess.Popen([sys.executable, "-m", "stability", "simulate", "--budget", "12",
-                             "--stream", "--slots", "1000000000000"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)
+                             "--stream", "--slots", "1000000000000", "--progress"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = b""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stderr, selectors.EVENT_READ)
+    deadline = time.time() + 240
+    while b"slot/s" not in seen and b"slots/s" not in seen and time.time() < deadline:
+        if sel.select(timeout=1.0):
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+    assert b"slot" in seen, seen
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=120)
+    out, err = out.decode(), seen.decode() + err.decode()
     assert proc.returncode == 130, err
     assert "PARTIAL" in out and "the metrics cover those slots only" in out
     assert "stability: interrupted: the metrics above are partial" in err
