@@ -12,10 +12,15 @@ try:
 except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0+unknown"
 
+from stability import provenance  # noqa: E402
+
+provenance.isolate_numba_cache()  # before any jitted function is defined
+
 from stability import clock  # noqa: E402
 from stability.budgets import Budget  # noqa: E402
 from stability.policies import (  # noqa: E402
     MCSF,
+    SVF,
     VLLM,
     AMax,
     AMin,
@@ -24,6 +29,7 @@ from stability.policies import (  # noqa: E402
     FlowControl,
     Greedy,
     MCBenchmark,
+    PacedGreedy,
     Policy,
 )
 from stability.predictions import Predictions  # noqa: E402
@@ -41,7 +47,7 @@ from stability.workload import (  # noqa: E402
 )
 
 __all__ = [
-    "AMax", "AMin", "MCBenchmark", "MCSF", "VLLM", "Predictions", "ClassBudgets",
+    "AMax", "AMin", "MCBenchmark", "MCSF", "SVF", "VLLM", "PacedGreedy", "Predictions", "ClassBudgets",
     "Conservative", "FlowControl", "Greedy", "Policy", "Budget", "clock",
     "simulate", "simulate_stream", "simulate_streams",
     "Deterministic", "Empirical", "Geometric", "LengthLaw", "LogNormal", "RequestClass",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from pathlib import Path
 
 RESULT_SOURCES = ("engine", "policies", "workload", "simulate.py", "result.py", "metrics.py",
@@ -39,3 +40,31 @@ def result_version() -> str:
     except PackageNotFoundError:  # running from a source tree that is not installed
         package = "0+unknown"
     return f"{package}+{engine_fingerprint()}"
+
+
+def jit_fingerprint() -> str:
+    """12 hex digits of a SHA-256 over every module of the package that uses numba."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        text = f.read_bytes()
+        if b"numba" in text:
+            digest.update(str(f.relative_to(root)).encode())
+            digest.update(text)
+    return digest.hexdigest()[:12]
+
+
+def isolate_numba_cache() -> None:
+    """Give numba's on-disk cache one directory per :func:`jit_fingerprint`.
+
+    Numba keys a cached function by its own bytecode and its file's timestamp only, so a
+    kernel that inlines a hook from another module (the admission hooks, the steps) would
+    load stale machine code after that module changed.  Run before any jitted function of
+    the package is defined (``stability/__init__``): any change to jitted source then
+    compiles afresh.  A ``NUMBA_CACHE_DIR`` set by the user is kept as the parent.
+    """
+    import numba
+
+    parent = os.environ.get("NUMBA_CACHE_DIR") or str(Path(__file__).resolve().parent
+                                                      / "__pycache__")
+    numba.config.CACHE_DIR = os.path.join(parent, f"numba-{jit_fingerprint()}")

@@ -3,6 +3,7 @@ imports inside functions included), no module over 600 lines, no unused imports 
 undefined names."""
 
 import ast
+import os
 import shutil
 import subprocess
 import sys
@@ -122,3 +123,28 @@ def test_no_unused_imports_or_undefined_names():
                           "paper_figures", "proofs_check", "benchmarks", "tests"],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout
+
+
+def _numba_cache_dir(package_parent: Path) -> str:
+    code = "import numba, stability; print(numba.config.CACHE_DIR)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=package_parent, check=True,
+                         capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items()
+                              if k != "NUMBA_CACHE_DIR"})
+    return out.stdout.strip()
+
+
+def test_numba_cache_follows_every_jitted_module(tmp_path):
+    """Numba checks only a cached function's own file, so a kernel inlining a changed hook
+    would load stale code: the cache directory must change with any jitted module (here
+    the admission hooks) and stay put when only non-jitted code (the CLI) changes."""
+    shutil.copytree(ROOT / "stability", tmp_path / "stability",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    first = _numba_cache_dir(tmp_path)
+    assert first.startswith(str(tmp_path / "stability" / "__pycache__" / "numba-"))
+    cli = tmp_path / "stability" / "cli" / "__init__.py"
+    cli.write_text(cli.read_text() + "\n# an edit outside the jitted code\n")
+    assert _numba_cache_dir(tmp_path) == first
+    hooks = tmp_path / "stability" / "engine" / "admission.py"
+    hooks.write_text(hooks.read_text() + "\n# an edit to a module the kernel inlines\n")
+    assert _numba_cache_dir(tmp_path) != first
