@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import platform
 import re
 import subprocess
@@ -545,3 +546,18 @@ def critical_total_rate(workload, memory: int) -> float:
 def mean_decode(workload) -> float:
     """E[o] of the class mix (requests pick class k with probability lambda_k / lambda)."""
     return float(sum(c.rate * c.decode.mean() for c in workload.classes) / workload.total_rate)
+
+
+def quiet_hindsight_optimum(requests, memory: int, time_limit: float):
+    """``stability.hindsight.hindsight_optimum`` with the C-level stdout silenced (HiGHS
+    prints progress lines there even with its output disabled)."""
+    from stability.hindsight import hindsight_optimum
+
+    saved = os.dup(1)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        try:
+            return hindsight_optimum(requests, memory, time_limit=time_limit)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)

@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from experiments.common import (CHECK_LEVEL, Check, Context, Interval, cached_json, fmt,
-                                verdict, write_results)
+                                quiet_hindsight_optimum, verdict, write_results)
 
 NAME = "hindsight"
 TITLE = "Policies against the hindsight-optimal schedule (Jaillet et al.'s family, small requests)"
@@ -129,20 +129,10 @@ def _tune(family: str, n: int, seeds: list) -> int:
 
 def solve_instance(family: str, n: int, seed: int, budget: int, time_limit: float) -> dict:
     """The optimum and every policy's total latency on one instance (runs in a worker)."""
-    import os
 
-    from stability.hindsight import hindsight_optimum
 
     req, memory = instance(family, n, seed)
-    # HiGHS prints progress lines on the C-level stdout even with output disabled
-    saved = os.dup(1)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 1)
-        try:
-            opt = hindsight_optimum(req, memory, time_limit=time_limit)
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
+    opt = quiet_hindsight_optimum(req, memory, time_limit)
     latencies = {name: total_latency(req, policy, memory, seed)
                  for name, policy in _policies(budget).items()}
     return dict(family=family, seed=seed, memory=memory, n=n, status=opt.status,

@@ -9,8 +9,6 @@ All the functions that run in worker processes are module-level and take plain v
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 RESOLUTION = 5e-3
@@ -110,17 +108,10 @@ def total_latency(requests, policy, memory: int, seed: int = 0) -> int | None:
 
 def solve_instance(family: str, n: int, seed: int, time_limit: float) -> dict:
     """The hindsight optimum (integer program) and each policy's total latency."""
-    from stability.hindsight import hindsight_optimum
+    from experiments.common import quiet_hindsight_optimum
 
     req, memory = family_instance(family, n, seed)
-    saved = os.dup(1)  # HiGHS prints on the C-level stdout even with output disabled
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 1)
-        try:
-            opt = hindsight_optimum(req, memory, time_limit=time_limit)
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
+    opt = quiet_hindsight_optimum(req, memory, time_limit)
     return {"family": family, "n": n, "seed": seed, "memory": memory, "status": opt.status,
             "optimum": opt.total_latency, "lower_bound": opt.lower_bound,
             "latencies": {k: total_latency(req, p, memory, seed)

@@ -480,18 +480,26 @@ def export_csv(path, out, expand: bool = True) -> int:
     columns = load(path, expand=expand)
     names = [n for n in columns if n != "metrics"] if expand else list(columns)
     n = len(columns["key"]) if columns else 0
+    return write_csv(out, names, ([_cell(columns[c][i]) for c in names] for i in range(n)))
+
+
+def write_csv(out, header: list, rows) -> int:
+    """Write ``header`` and the rows (lists of cells) as CSV to the file ``out`` ("-":
+    stdout); an unwritable place is a ValueError naming it.  Returns the number of rows."""
     try:
         handle = sys.stdout if str(out) == "-" else open(out, "w", newline="")
     except OSError as err:
         raise ValueError(f"{out}: cannot write the CSV file ({err.strerror or err})") from None
+    count = 0
     try:
         writer = csv.writer(handle)
-        writer.writerow(names)
-        for i in range(n):
-            writer.writerow([_cell(columns[c][i]) for c in names])
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(row)
+            count += 1
     finally:
         if handle is not sys.stdout:
             handle.close()
-    return n
+    return count
 
 

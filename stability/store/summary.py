@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import sys
 
 import numpy as np
 
 from stability.intervals import student_t
 from stability.jsonvalues import plain
-from stability.store.storage import METRIC_COLUMNS, PARAM_COLUMNS, POINT_COLUMNS
+from stability.store.storage import METRIC_COLUMNS, PARAM_COLUMNS, POINT_COLUMNS, write_csv
 
 __all__ = ["summarize", "format_summary", "point_label", "summary_records", "write_summary_csv",
            "DEFAULT_SUMMARY_METRICS", "SUMMARY_STATS"]
@@ -124,13 +122,7 @@ def write_summary_csv(summary: dict, metrics, out) -> int:
     params = [c for c in ("workload", "policy", "world", "memory", "slots", "warmup", "engine",
                           "version") if c in summary]
     names = params + ["runs"] + [f"{m}_{s}" for m in metrics for s in SUMMARY_STATS]
-    try:
-        handle = sys.stdout if str(out) == "-" else open(out, "w", newline="")
-    except OSError as err:
-        raise ValueError(f"{out}: cannot write the CSV file ({err.strerror or err})") from None
-    try:
-        writer = csv.writer(handle)
-        writer.writerow(names)
+    def rows():
         for i in range(len(summary["runs"])):
             row = []
             for name in names:
@@ -139,8 +131,6 @@ def write_summary_csv(summary: dict, metrics, out) -> int:
                     row.append("" if not math.isfinite(value) else repr(float(value)))
                 else:
                     row.append(str(value.item() if hasattr(value, "item") else value))
-            writer.writerow(row)
-    finally:
-        if handle is not sys.stdout:
-            handle.close()
-    return len(summary["runs"])
+            yield row
+
+    return write_csv(out, names, rows())
