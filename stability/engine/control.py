@@ -42,14 +42,14 @@ SCALE = 1 << 20
 """Credit units of one request when the budget counts requests (fractional budgets)."""
 
 # Controller constants of ADAPTIVE (docs/adaptive.md section 2 gives the reason for each).
-SPIKE = 4.0  # a period wasting more than SPIKE x target backs off at once
-BACKOFF = 0.85  # ... multiplying b by this
-REFRACTORY = 8  # ... and holding b for this many periods
-STEP_DOWN = 1.0 / 128.0  # b shrinks by this share while the long-run waste is above target
-STEP_UP = 1.0 / 256.0  # b grows by this share when the budget held a request back
+STEP_DOWN = 1.0 / 1024.0  # b shrinks by this share while the long-run waste is above target
+STEP_UP = 1.0 / 2048.0  # b grows by this share when the budget held a request back
 LONG = 64.0  # periods of the long-run waste average (the budget's target)
 SHORT = 4.0  # periods of the short-run waste average (the thrash trigger)
 SMOOTH = 8.0  # periods of the arrival-rate and length-moment averages
+TRIAL = 16  # periods of a trial of greedy, in which one period's waste can end it
+SPIKE = 4.0  # ... a period wasting more than SPIKE x target
+LONGEST_HOLD = 1 << 40  # the doubling wait before another trial stops here
 
 CONTROL = np.dtype([
     # -- configuration (the policy's encode)
@@ -59,6 +59,7 @@ CONTROL = np.dtype([
     ("floor", F64),  # ADAPTIVE: b >= floor x arrival rate
     ("ceiling", F64),  # ADAPTIVE: b >= ceiling x arrival rate -> greedy
     ("start", F64),  # ADAPTIVE: b = start x arrival rate on entering budgeted mode
+    ("retry", I64),  # ADAPTIVE: periods in budgeted mode before greedy is tried again
     ("memory_time", np.bool_),  # budgets count predicted memory-time (else requests)
     ("unit_scale", F64),  # credit units per budget unit (SCALE for requests, 1 for tokens)
     # -- state
@@ -66,8 +67,12 @@ CONTROL = np.dtype([
     ("rate", F64),  # ADAPTIVE: b, budget units per slot
     ("quantum", I64),  # credit added per slot: int(b x unit_scale); PREDICTED_FLOW: W
     ("credit", I64),  # admission allowed while > 0
-    ("refractory", I64),  # periods left without changing b after a spike
     ("started", np.bool_),  # the averages below hold at least one period
+    ("hold", I64),  # budgeted: periods left before greedy is tried again
+    ("hold_length", I64),  # ... the current length of that wait (retry, doubled per failure)
+    ("trial", I64),  # greedy: periods left in a trial of greedy (0: not a trial)
+    ("greedy_age", I64),  # greedy: periods since leaving budgeted mode (0: none to remember)
+    ("saved_rate", F64),  # b when budgeted mode was left
     ("arrival_rate", F64),  # lambda_hat, budget units per slot
     ("mean_decode", F64),  # E[o] of completed requests
     ("mean_square", F64),  # E[(l + o)^2] of completed requests
@@ -221,32 +226,48 @@ def update(ps):
     ps.waste_short += (ps.p_wasted - ps.waste_short) / SHORT
     ps.decoded_short += (ps.p_decoded - ps.decoded_short) / SHORT
     if ps.budgeted:
-        if ps.refractory == 0 and ps.p_wasted > SPIKE * ps.target * ps.p_decoded:
-            ps.rate = ps.rate * BACKOFF
-            ps.refractory = REFRACTORY
-        elif ps.refractory > 0:
-            ps.refractory -= 1
-        elif ps.waste_long > ps.target * ps.decoded_long:
+        if ps.waste_long > ps.target * ps.decoded_long:
             ps.rate = ps.rate - ps.rate * STEP_DOWN
         elif ps.p_capped > 0:
             ps.rate = ps.rate + ps.rate * STEP_UP
         low = ps.floor * ps.arrival_rate
         if ps.rate < low:
             ps.rate = low
-        if ps.rate >= ps.ceiling * ps.arrival_rate:
-            ps.budgeted = False
         ps.quantum = int(ps.rate * ps.unit_scale)
-    elif (ps.mean_square > 0.0 and ps.decoded_short > 0.0
-          and ps.waste_short * ps.waste_short * ps.mean_decode
-          > ps.trigger * ps.trigger * ps.decoded_short * c * ps.mean_square):
+        ps.hold -= 1
+        if ps.rate >= ps.ceiling * ps.arrival_rate:
+            ps.budgeted = False  # the budget no longer binds: greedy, nothing to remember
+            ps.greedy_age = 0
+        elif ps.hold <= 0:  # a trial of greedy
+            ps.budgeted = False
+            ps.trial = TRIAL
+            ps.greedy_age = 1
+            ps.saved_rate = ps.rate
+    elif ((ps.mean_square > 0.0 and ps.decoded_short > 0.0
+           and ps.waste_short * ps.waste_short * ps.mean_decode
+           > ps.trigger * ps.trigger * ps.decoded_short * c * ps.mean_square)
+          or (ps.trial > 0 and ps.p_wasted > SPIKE * ps.target * ps.p_decoded)):
         # thrash: the waste is many standard deviations of the memory that random
-        # completions free per slot (z = f n / sigma, sigma^2 = (n / E[o]) E[(l + o)^2])
+        # completions free per slot (z = f n / sigma, sigma^2 = (n / E[o]) E[(l + o)^2]);
+        # in a trial of greedy, one period wasting SPIKE x the target is enough
         ps.budgeted = True
-        ps.rate = ps.start * ps.arrival_rate
+        if ps.greedy_age > 0:  # greedy failed before lasting as long as the budget did
+            ps.rate = ps.saved_rate
+            ps.hold_length = min(2 * ps.hold_length, LONGEST_HOLD)
+        else:
+            ps.rate = ps.start * ps.arrival_rate
+            ps.hold_length = ps.retry
+        ps.hold = ps.hold_length
+        ps.trial = 0
+        ps.greedy_age = 0
         ps.quantum = int(ps.rate * ps.unit_scale)
         ps.credit = 0
-        ps.refractory = 0
         ps.switches += 1
+    else:
+        if ps.trial > 0:
+            ps.trial -= 1
+        if ps.greedy_age > 0:  # greedy has lasted as long as the budget did: forget
+            ps.greedy_age = ps.greedy_age + 1 if ps.greedy_age < ps.hold_length else 0
     ps.p_arrived = 0
     ps.p_decoded = 0
     ps.p_wasted = 0

@@ -87,30 +87,45 @@ class ReferenceControl:
         self.waste_short += (self.p_wasted - self.waste_short) / ctl.SHORT
         self.decoded_short += (self.p_decoded - self.decoded_short) / ctl.SHORT
         if self.budgeted:
-            if self.refractory == 0 and self.p_wasted > ctl.SPIKE * self.target * self.p_decoded:
-                self.rate = self.rate * ctl.BACKOFF
-                self.refractory = ctl.REFRACTORY
-            elif self.refractory > 0:
-                self.refractory -= 1
-            elif self.waste_long > self.target * self.decoded_long:
+            if self.waste_long > self.target * self.decoded_long:
                 self.rate = self.rate - self.rate * ctl.STEP_DOWN
             elif self.p_capped > 0:
                 self.rate = self.rate + self.rate * ctl.STEP_UP
             low = self.floor * self.arrival_rate
             if self.rate < low:
                 self.rate = low
+            self.quantum = int(self.rate * self.unit_scale)
+            self.hold -= 1
             if self.rate >= self.ceiling * self.arrival_rate:
                 self.budgeted = False
-            self.quantum = int(self.rate * self.unit_scale)
-        elif (self.mean_square > 0.0 and self.decoded_short > 0.0
-              and self.waste_short * self.waste_short * self.mean_decode
-              > self.trigger * self.trigger * self.decoded_short * c * self.mean_square):
+                self.greedy_age = 0
+            elif self.hold <= 0:
+                self.budgeted = False
+                self.trial = ctl.TRIAL
+                self.greedy_age = 1
+                self.saved_rate = self.rate
+        elif ((self.mean_square > 0.0 and self.decoded_short > 0.0
+               and self.waste_short * self.waste_short * self.mean_decode
+               > self.trigger * self.trigger * self.decoded_short * c * self.mean_square)
+              or (self.trial > 0 and self.p_wasted > ctl.SPIKE * self.target * self.p_decoded)):
             self.budgeted = True
-            self.rate = self.start * self.arrival_rate
+            if self.greedy_age > 0:
+                self.rate = self.saved_rate
+                self.hold_length = min(2 * self.hold_length, ctl.LONGEST_HOLD)
+            else:
+                self.rate = self.start * self.arrival_rate
+                self.hold_length = self.retry
+            self.hold = self.hold_length
+            self.trial = 0
+            self.greedy_age = 0
             self.quantum = int(self.rate * self.unit_scale)
             self.credit = 0
-            self.refractory = 0
             self.switches += 1
+        else:
+            if self.trial > 0:
+                self.trial -= 1
+            if self.greedy_age > 0:
+                self.greedy_age = self.greedy_age + 1 if self.greedy_age < self.hold_length else 0
         self.p_arrived = self.p_decoded = self.p_wasted = self.p_capped = 0
         self.p_done = self.p_done_decode = self.p_done_square = 0
 

@@ -57,11 +57,13 @@ class AdaptiveFlow(Policy, kind="adaptive"):
       of the memory random completions free per slot (z = f sqrt(n E[o] / E[(l+o)^2]), f
       the wasted share of decoded tokens, n the decoding requests), with b = ``rate_start``
       x the arrival rate;
-    - in budgeted mode b backs off x0.85 after a period wasting 4x ``waste_target`` (then
-      holds 8 periods), shrinks 1/128 per period while the long-run waste is above
-      ``waste_target``, grows 1/256 when the budget held back a request that fitted, never
-      below ``rate_floor`` x the arrival rate; at ``rate_ceiling`` x the arrival rate it
-      hands back to greedy mode.
+    - in budgeted mode b shrinks by 1/1024 per period while the long-run waste (an average
+      over 64 periods) is above ``waste_target``, else grows by 1/2048 if the budget held
+      back a request that fitted; never below ``rate_floor`` x the arrival rate; at
+      ``rate_ceiling`` x the arrival rate it hands back to greedy mode;
+    - after ``retry`` periods in budgeted mode greedy is tried again for 16 periods: if it
+      thrashes, the budget comes back at its last value and the next trial waits twice as
+      long (hysteresis against oscillation); if not, greedy stays.
 
     No budget is needed from the user: the defaults are the rule (reasons in
     docs/adaptive.md).
@@ -72,14 +74,17 @@ class AdaptiveFlow(Policy, kind="adaptive"):
     trigger: float = param(0.2, help="adaptive: thrash trigger, in standard deviations of "
                                      "the memory completions free per slot",
                            examples=Choice((0.0, 0.05, 0.2)))
-    waste_target: float = param(0.002, help="adaptive: wasted share of decoded tokens the "
+    waste_target: float = param(0.0015, help="adaptive: wasted share of decoded tokens the "
                                             "budget aims at", examples=Choice((0.0, 0.002, 0.05)))
     rate_floor: float = param(1.0625, help="adaptive: budget >= this x the arrival rate",
                               examples=Choice((1.0, 1.0625, 1.5)))
     rate_ceiling: float = param(3.0, help="adaptive: budget >= this x the arrival rate "
                                           "hands back to greedy", examples=Choice((1.6, 3.0)))
-    rate_start: float = param(1.1, help="adaptive: budget on entering budgeted mode, x the "
+    rate_start: float = param(1.2, help="adaptive: budget on entering budgeted mode, x the "
                                         "arrival rate", examples=Choice((1.5, 1.1)))
+    retry: int = param(256, help="adaptive: periods in budgeted mode before greedy is tried "
+                                 "again (doubled each time greedy thrashes again)", parse=int,
+                       examples=Choice((1, 3, 256)))
     predictions: Predictions | None = param(
         None, help="length predictions: exact, noisy:SIGMA (lognormal factor) or "
                    "interval:WIDTH", parse=Predictions.parse, plain=_predictions_text,
@@ -87,6 +92,7 @@ class AdaptiveFlow(Policy, kind="adaptive"):
 
     def __post_init__(self):
         object.__setattr__(self, "period", validation.integer("period", self.period, 1))
+        object.__setattr__(self, "retry", validation.integer("retry", self.retry, 1))
         for name in ("trigger", "waste_target"):
             object.__setattr__(self, name, _positive(name, getattr(self, name)))
         floor = _positive("rate_floor", self.rate_floor, 1.0)
@@ -108,6 +114,7 @@ class AdaptiveFlow(Policy, kind="adaptive"):
         ctl = control.new_control(
             period=self.period, trigger=self.trigger, target=self.waste_target,
             floor=self.rate_floor, ceiling=self.rate_ceiling, start=self.rate_start,
+            retry=self.retry,
             memory_time=mt, unit_scale=1.0 if mt else float(control.SCALE))
         return admission.Encoded(params, np.zeros(0, np.int64), False, memory,
                                  predictions=self.predictions, control=ctl)
