@@ -88,6 +88,7 @@ CONTROL = np.dtype([
     ("budgeted_slots", I64),
     ("budgeted_overflows", I64),
     ("rate_sum", F64),  # sum of b over the budgeted measured slots of ended periods
+    ("rate_max", F64),  # largest b over the budgeted measured slots of ended periods
     ("switches", I64),  # greedy -> budgeted transitions (whole run)
 ])
 
@@ -164,7 +165,7 @@ def skip(code, ps, t0, t1, n, warmup):
     """Slots t0 .. t1 - 1 in which nothing is admitted, evicted, arrives or completes and
     no period ends: n tokens decoded per slot, the credit refilled t1 - t0 times."""
     k = t1 - t0
-    if uses_credit(code, ps) and ps.quantum > 0:
+    if k > 0 and uses_credit(code, ps) and ps.quantum > 0:
         # min(credit + k quantum, quantum), without forming k quantum when it is huge
         deficit = ps.quantum - ps.credit
         if k >= (deficit + ps.quantum - 1) // ps.quantum:
@@ -205,6 +206,8 @@ def update(ps):
     """The controller at a period end (docs/adaptive.md section 1)."""
     c = ps.period
     ps.rate_sum += ps.rate * ps.p_budgeted  # b was constant over the period
+    if ps.p_budgeted > 0 and ps.rate > ps.rate_max:
+        ps.rate_max = ps.rate
     ps.p_budgeted = 0
     arrivals = ps.p_arrived / ps.unit_scale / c
     if ps.started:
@@ -283,13 +286,15 @@ class ControlStats:
 
     budgeted_slots : measured slots (t >= warmup) in budgeted mode; budgeted_overflows :
     overflow events among them; mean_rate : mean budget b over them (budget units per slot:
-    requests, or predicted memory-time), nan if none; switches : greedy -> budgeted
-    transitions over the whole run; budgeted, rate : the mode and b at the end.
+    requests, or predicted memory-time), nan if none; max_rate : the largest b over them;
+    switches : greedy -> budgeted transitions over the whole run; budgeted, rate : the mode
+    and b at the end.
     """
 
     budgeted_slots: int
     budgeted_overflows: int
     mean_rate: float
+    max_rate: float
     switches: int
     budgeted: bool
     rate: float
@@ -299,8 +304,12 @@ class ControlStats:
         r = rec[0]
         slots = int(r["budgeted_slots"])
         total = float(r["rate_sum"]) + float(r["rate"]) * int(r["p_budgeted"])
+        top = float(r["rate_max"])
+        if int(r["p_budgeted"]) > 0:
+            top = max(top, float(r["rate"]))
         return cls(slots, int(r["budgeted_overflows"]), total / slots if slots else math.nan,
-                   int(r["switches"]), bool(r["budgeted"]), float(r["rate"]))
+                   top if slots else math.nan, int(r["switches"]), bool(r["budgeted"]),
+                   float(r["rate"]))
 
     @classmethod
     def pooled(cls, parts: list) -> "ControlStats | None":
@@ -309,9 +318,10 @@ class ControlStats:
             return None
         slots = sum(p.budgeted_slots for p in parts)
         total = sum(p.mean_rate * p.budgeted_slots for p in parts if p.budgeted_slots)
+        tops = [p.max_rate for p in parts if p.budgeted_slots]
         return cls(slots, sum(p.budgeted_overflows for p in parts),
-                   total / slots if slots else math.nan, sum(p.switches for p in parts),
-                   parts[0].budgeted, parts[0].rate)
+                   total / slots if slots else math.nan, max(tops) if tops else math.nan,
+                   sum(p.switches for p in parts), parts[0].budgeted, parts[0].rate)
 
     def __eq__(self, other):  # nan == nan here: the engines agree when both have none
         if not isinstance(other, ControlStats):

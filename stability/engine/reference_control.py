@@ -66,6 +66,8 @@ class ReferenceControl:
         """The controller at a period end (``control.update``, line by line)."""
         c = self.period
         self.rate_sum += self.rate * self.p_budgeted
+        if self.p_budgeted > 0 and self.rate > self.rate_max:
+            self.rate_max = self.rate
         self.p_budgeted = 0
         arrivals = self.p_arrived / self.unit_scale / c
         if self.started:
