@@ -11,5 +11,6 @@ parser.add_argument("--skip-scaling", action="store_true",
                     help="leave out the cost-against-active-set and horizon tables")
 args = parser.parse_args()
 print(engines.report(args.scale), flush=True)
+print(engines.worlds_report(1e6 * args.scale), flush=True)
 if not args.skip_scaling:
     print(engines.scaling_report(3e6 * args.scale))

@@ -2,9 +2,10 @@
 
 Each module has ``NAME``, ``TITLE``, ``FIGURE`` (its script in ``paper_figures``),
 ``compute(ctx) -> results`` (runs simulations and theory, writes ``<cache>/<NAME>.json``)
-and ``verify(results) -> [Check]`` (rows of VERIFICATION.md, from the results alone).
+and ``verify(results) -> [Check]`` (rows of VERIFICATION.md, from the results alone); an
+experiment may add ``overview(results) -> [markdown lines]``, the report's opening section.
 """
 
 EXPERIMENTS = ("section41", "boundary", "baselines", "overflow", "budget", "traces", "hindsight",
-               "region")
+               "region", "regime", "section42")
 """Experiment names in the order they run and appear in the report."""

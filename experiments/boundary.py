@@ -34,8 +34,8 @@ def _budget(ctx: Context) -> dict:
                      [1.5, 2.0, 2.5, 3.0, 3.5, 3.75, 3.9, 4.0, 4.1, 4.25, 4.4, 4.7, 5.0],
                      [1.5, 2.0, 2.5, 3.0, 3.25, 3.5, 3.75, 3.9, 4.0, 4.1, 4.25, 4.4, 4.7,
                       5.0])
-    return dict(rates=rates, slots=ctx.pick(4000, 20000, 100000),
-                replications=ctx.pick(3, 8, 10))
+    return dict(rates=rates, slots=ctx.pick(4000, 14000, 100000),
+                replications=ctx.pick(3, 6, 10))
 
 
 def policies(tuned_budget: float) -> dict:

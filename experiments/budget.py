@@ -10,9 +10,13 @@ Theory: the Chernoff bound and the exact FFT tail of the saturated demand (an up
 for E[B] > lambda, where the queue is mostly empty), the compound-Poisson prediction of an
 unthrottled system, and the Lindley mean latency (queueing delay + E[o]).
 
-At load 0.7 the tuner's budget lies inside the window (the rows check it); at load 0.9 it
-lies below lambda, so no budget both meets the overflow target and drains the queue: the
-figure shows that trade-off (the budget sensitivity the paper names as its limitation).
+The rows check the tuner at both loads.  At load 0.7 its budget lies inside the window; at
+load 0.9 it lies below lambda, so no budget both meets the overflow target and drains the
+queue: those rows fail, and the figure shows the trade-off (the budget sensitivity the
+paper names as its limitation).  "Latency minimised near the tuner's budget" is checked
+against the best budget of the grid on the same seeds: the upper end of the 95% interval of
+the paired difference must lie within 5% of the best mean (any budget far above lambda
+gives latency ~ E[o] at load 0.7, so a loose ratio of means could not fail).
 """
 
 from __future__ import annotations
@@ -30,13 +34,12 @@ FIGURE = "fig5_budget"
 
 MEMORY = 16492
 LOADS = (0.7, 0.9)
-CHECKED_LOAD = 0.7
-"""The rows check the tuner at this load (its budget lies in the window there)."""
 TARGET_OVERFLOW = 1e-3
 ROOT_SEED = 20260405
 WORKLOAD = {"kind": "synthetic", "prompt": "det:10", "decode": "geom-mean:40"}
-NEAR = 1.10
-"""'Latency minimised near the tuner's choice': within 10% of the best over the grid."""
+NEAR = 0.05
+"""'Latency minimised near the tuner's choice': the paired 95% interval of (tuner - best)
+ends below NEAR x the best mean."""
 METRICS = ("latency_mean", "latency_p95", "token_throughput", "request_throughput",
            "overflow_rate", "eviction_rate", "queueing_delay_mean", "kv_cv")
 
@@ -62,7 +65,7 @@ def compute(ctx: Context) -> dict:
     lam_star = MEMORY / base.mean_kv_load()
     mean_o = float(base.classes[0].decode.mean())
     # The tuner depends on the class mix only, not on lambda: one budget for both loads.
-    tuned = tune_budget(base.scaled(CHECKED_LOAD * lam_star), MEMORY, TARGET_OVERFLOW,
+    tuned = tune_budget(base.scaled(LOADS[0] * lam_star), MEMORY, TARGET_OVERFLOW,
                         law="two-point", method="chernoff")
     budgets = sorted({round(f * lam_star, 4) for f in b["fractions"]} | {round(tuned.budget, 4)})
     policies = [{"kind": "flow", "budget": x, "law": "two-point"} for x in budgets]
@@ -84,11 +87,12 @@ def compute(ctx: Context) -> dict:
         wcanon = sweep.workloads[0].canonical()
 
         def point_summary(spec, wcanon=wcanon):
-            rows = select(columns, workload=wcanon,
-                          policy=policy_key(spec))
-            out = {"unfinished": summary(rows["unfinished"])}
+            rows = select(columns, workload=wcanon, policy=policy_key(spec))
+            order = np.argsort(rows["replication"])
+            out = {"replications": rows["replication"][order].tolist(),
+                   "unfinished": summary(rows["unfinished"][order])}
             for m in METRICS:
-                out[m] = summary(rows[m])
+                out[m] = summary(rows[m][order])
             return out
 
         queue = cached_json(ctx, f"{NAME}_queue_{load:g}",
@@ -104,7 +108,7 @@ def compute(ctx: Context) -> dict:
         }
     results = {
         "title": TITLE,
-        "params": dict(b, memory=MEMORY, loads=LOADS, checked_load=CHECKED_LOAD,
+        "params": dict(b, memory=MEMORY, loads=LOADS, near=NEAR,
                        workload=WORKLOAD, root_seed=ROOT_SEED, target_overflow=TARGET_OVERFLOW,
                        warmup=b["slots"] // 4, budgets=budgets,
                        sweeps=[s.to_dict() for s in sweeps]),
@@ -158,24 +162,30 @@ def _queueing(workload, budgets: list, tuned: float, mean_o: float, points: int)
 
 def verify(results: dict) -> list:
     th = results["theory"]
-    at_load = results["loads"][f"{CHECKED_LOAD:g}"]
-    pts = at_load["points"]
     tuned = th["tuned"]
     target = tuned["target_overflow"]
-    rows = []
-    win = at_load["window"]
-    prefix = f"load {CHECKED_LOAD:g}: "
-    rows.append(Check(
-        NAME, prefix + "the tuner's budget lies in the budget window (lambda, M / E[w])", "ours",
-        f"E[B] = {tuned['budget']:.4g} in ({win['low']:.4g}, {win['high']:.4g})",
-        "(theory only)", "lambda < E[B] < M / E[w]",
-        verdict(win["low"] < tuned["budget"] < win["high"])))
-    rows.append(Check(
+    rows = [Check(
         NAME, "the tuner's budget meets the per-slot overflow target (prediction)", "ours",
         f"Chernoff {fmt(tuned['overflow'], 3)}, exact FFT {fmt(th['tuned_fft'], 3)} "
         f"(target {target:g})", "(theory only)",
         "Chernoff bound <= target (and so the exact tail)",
-        verdict(tuned["overflow"] <= target and th["tuned_fft"] <= tuned["overflow"])))
+        verdict(tuned["overflow"] <= target and th["tuned_fft"] <= tuned["overflow"]))]
+    for at_load in results["loads"].values():
+        rows += _load_rows(at_load, tuned, target)
+    return rows
+
+
+def _load_rows(at_load: dict, tuned: dict, target: float) -> list:
+    """The rows of one load: window, overflow frequency, Lindley delay, latency optimum."""
+    pts = at_load["points"]
+    win = at_load["window"]
+    lam = at_load["arrival_rate"]
+    prefix = f"load {at_load['load']:g}: "
+    rows = [Check(
+        NAME, prefix + "the tuner's budget lies in the budget window (lambda, M / E[w])", "ours",
+        f"E[B] = {tuned['budget']:.4g} in ({win['low']:.4g}, {win['high']:.4g})",
+        "(theory only)", "lambda < E[B] < M / E[w]",
+        verdict(win["low"] < tuned["budget"] < win["high"]))]
     at = min(pts, key=lambda p: abs(p["budget"] - tuned["budget"]))
     freq = Interval.from_dict(at["overflow_rate"], CHECK_LEVEL)
     rows.append(Check(
@@ -187,21 +197,35 @@ def verify(results: dict) -> list:
         verdict((freq.high if not math.isnan(freq.high) else freq.mean) <= target)))
     delay = Interval.from_dict(at["queueing_delay_mean"], CHECK_LEVEL)
     lindley = at_load["theory"]["tuned_lindley_delay"]
+    stable = tuned["budget"] > lam and not math.isnan(lindley)
     rows.append(Check(
         NAME, prefix + "mean queueing delay at the tuner's budget equals the Lindley mean delay",
-        "theory", f"{fmt(lindley, 4)} slots (Q' = max(Q + N - B, 0), two-point B)",
-        delay.level_text(CHECK_LEVEL, 4, "slots"), "99% CI contains the Lindley mean delay",
-        verdict(delay.contains(lindley))))
+        "theory", (f"{fmt(lindley, 4)} slots (Q' = max(Q + N - B, 0), two-point B)" if stable
+                   else f"none: E[B] = {tuned['budget']:.4g} <= lambda = {lam:.4g}, the queue "
+                        "grows without bound"),
+        delay.level_text(CHECK_LEVEL, 4, "slots"),
+        "E[B] > lambda and the 99% CI contains the Lindley mean delay",
+        verdict(stable and delay.contains(lindley))))
     for metric, text in (("latency_mean", "mean latency"), ("latency_p95", "p95 latency")):
-        known = [p for p in pts if p[metric]["mean"] is not None
-                 and not math.isnan(p[metric]["mean"])]
-        best = min(known, key=lambda p: p[metric]["mean"])
-        mine = Interval.from_dict(at[metric])
-        rows.append(Check(
-            NAME, prefix + f"{text} is minimised near the tuner's budget", "ours",
-            "latency decreases with E[B] while overflow is rare (tuner's premise)",
-            f"at the tuner's E[B] = {at['budget']:.4g}: {mine.text(4, 'slots')}; smallest over "
-            f"the grid: {fmt(best[metric]['mean'], 4)} at E[B] = {best['budget']:.4g}",
-            f"mean at the tuner's budget <= {NEAR:g} x the smallest mean over the grid",
-            verdict(mine.mean <= NEAR * best[metric]["mean"])))
+        rows.append(_near_best(prefix, at, pts, metric, text))
     return rows
+
+
+def _near_best(prefix: str, at: dict, pts: list, metric: str, text: str) -> Check:
+    """The tuner's budget against the grid's best on the same seeds (:data:`NEAR`)."""
+    known = [p for p in pts if p[metric]["mean"] is not None
+             and not math.isnan(p[metric]["mean"]) and p["replications"] == at["replications"]]
+    best = min(known, key=lambda p: p[metric]["mean"])
+    diff = Interval.of(np.asarray(at[metric]["values"], float) -
+                       np.asarray(best[metric]["values"], float))
+    mine = Interval.from_dict(at[metric])
+    bound = NEAR * best[metric]["mean"]
+    ok = at is best or (diff.n >= 2 and not math.isnan(diff.high) and diff.high <= bound)
+    return Check(
+        NAME, prefix + f"{text} is minimised near the tuner's budget", "ours",
+        "latency decreases with E[B] while overflow is rare (tuner's premise)",
+        f"at the tuner's E[B] = {at['budget']:.4g}: {mine.text(4, 'slots')}; best of the grid: "
+        f"{fmt(best[metric]['mean'], 4)} at E[B] = {best['budget']:.4g}; paired difference "
+        f"{diff.text(3)}",
+        f"95% CI of the paired difference (tuner - best, same seeds) ends below "
+        f"{NEAR:g} x the best mean ({fmt(bound, 3)} slots)", verdict(ok))

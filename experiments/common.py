@@ -8,7 +8,10 @@ step that turns the results into :class:`Check` rows; its figure script in
 ``paper_figures/`` reads the JSON (and ``.npz`` series) only.
 
 Confidence intervals are two-sided Student-t intervals at level :data:`LEVEL` over
-independent replications (n stated with every number).
+independent replications (n stated with every number), computed by
+:func:`stability.intervals.student_t` (the one helper the results summaries use too);
+rates of events that never happened are reported as exact Poisson upper bounds
+(:func:`event_rate`), never as a zero-width interval.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import hashlib
 import json
 import math
 import platform
+import re
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -44,7 +49,9 @@ class Context:
     mode : "smoke" (CI test), "quick" (``--quick``) or "full" (publication budgets).
     output : figures and reports go here.
     cache : results of this mode (stores, JSON, npz): ``output/cache/<mode>``.
-    executor : the process pool shared by every sweep (None: run in this process).
+    executor : the executor shared by every sweep and task: the process pool, or (one
+        worker) an :class:`InlineExecutor`, wrapped by ``stability reproduce`` in a
+        :class:`ProgressExecutor`; None: run in this process.
     workers : processes in the pool.
     """
 
@@ -78,6 +85,77 @@ class InlineExecutor(Executor):
         return future
 
 
+class Progress:
+    """Progress of ``total`` units of work inside an experiment, logged through
+    :meth:`Context.log` at most every :attr:`EVERY` seconds (and once when all are done):
+    done, share, time spent and an estimate of the time left.  Thread-safe."""
+
+    EVERY = 20.0
+
+    def __init__(self, ctx: Context, what: str, total: int, unit: str = "runs"):
+        self.ctx, self.what, self.total, self.unit = ctx, what, int(total), unit
+        self.done = 0
+        self.began = time.perf_counter()
+        self.last = self.began
+        self.lock = threading.Lock()
+
+    def step(self, count: int = 1) -> None:
+        with self.lock:
+            self.done += count
+            now = time.perf_counter()
+            if now - self.last < self.EVERY or self.done >= self.total:
+                return
+            self.last = now
+            spent = now - self.began
+            left = spent * (self.total - self.done) / self.done if self.done else math.nan
+            self.ctx.log(f"{self.what}: {self.done} of {self.total} {self.unit} done "
+                         f"({100 * self.done / max(self.total, 1):.0f}%) in {spent:.0f} s, "
+                         f"about {left:.0f} s left")
+
+
+class ProgressExecutor(Executor):
+    """An executor that reports, through :meth:`Context.log`, how many of the tasks
+    submitted to it have finished (at most every 20 s): progress inside experiments that
+    submit their own tasks.  ``inner`` is the executor doing the work."""
+
+    EVERY = 20.0
+
+    def __init__(self, inner: Executor, ctx: Context):
+        self.inner, self.ctx = inner, ctx
+        self.lock = threading.Lock()
+        self._reset("")
+
+    def _reset(self, what: str) -> None:
+        self.what, self.submitted, self.finished = what, 0, 0
+        self.began = self.last = time.perf_counter()
+
+    def experiment(self, name: str) -> None:
+        """Count from zero for the experiment ``name``."""
+        with self.lock:
+            self._reset(name)
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self.lock:
+            self.submitted += 1
+        future = self.inner.submit(fn, *args, **kwargs)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future) -> None:
+        with self.lock:
+            self.finished += 1
+            now = time.perf_counter()
+            if now - self.last < self.EVERY:
+                return
+            self.last = now
+            spent = now - self.began
+            self.ctx.log(f"{self.what}: {self.finished} of {self.submitted} tasks submitted "
+                         f"so far have finished ({spent:.0f} s)")
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
 # ------------------------------------------------------------------------------ sweeps
 def run_sweeps(ctx: Context, store_name: str, sweeps: list) -> dict:
     """Run ``sweeps`` (concurrently, on the shared executor) into ``<cache>/<store_name>.sqlite``
@@ -94,12 +172,16 @@ def run_sweeps(ctx: Context, store_name: str, sweeps: list) -> dict:
     executor = ctx.executor or InlineExecutor()
     keys = {t.key for s in sweeps for t in s.tasks()}
     # Create the store here: creation is not meant to race between threads of one process.
-    result_store.ResultStore(db, create=True).close()
+    with result_store.ResultStore(db, create=True) as store:
+        todo = len(keys - store.keys())
+    progress = Progress(ctx, store_name, todo, "runs")
+    executor = getattr(executor, "inner", executor)  # counted here, not by the wrapper
     # One thread per sweep keeps the pool busy across sweeps of different shapes.
     with ThreadPoolExecutor(max_workers=max(1, min(len(sweeps), 16))) as threads:
         reports = list(threads.map(
             lambda s: run_sweep(s, db, executor=executor, progress=False,
-                                max_in_flight=4 * max(ctx.workers, 1)), sweeps))
+                                max_in_flight=4 * max(ctx.workers, 1),
+                                on_result=progress.step), sweeps))
     failed = [f for r in reports for f in r.failed]
     if failed:
         task, error = failed[0]
@@ -188,18 +270,17 @@ class Interval:
 
     @classmethod
     def of(cls, values, level: float = LEVEL) -> "Interval":
-        from scipy.stats import t as student_t
+        """The Student-t interval of ``values`` (:func:`stability.intervals.student_t`)."""
+        from stability.intervals import student_t
 
-        x = np.asarray(values, dtype=float)
-        x = x[~np.isnan(x)]
-        n = int(x.size)
-        if n == 0:
-            return cls(math.nan, math.nan, math.nan, 0)
-        mean = float(x.mean())
-        if n == 1:
-            return cls(mean, math.nan, math.nan, 1)
-        half = float(student_t.ppf((1 + level) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-        return cls(mean, mean - half, mean + half, n)
+        t = student_t(values, float(level))
+        return cls(t.mean, t.low, t.high, t.n)
+
+    @property
+    def degenerate(self) -> bool:
+        """True when every replication gave the same value: the interval has zero width
+        and says nothing about the spread."""
+        return self.n >= 2 and self.low == self.high == self.mean
 
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
@@ -208,11 +289,15 @@ class Interval:
         u = f" {unit}" if unit else ""
         if self.n < 2 or math.isnan(self.low):
             return f"{_g(self.mean, digits)}{u} (n={self.n})"
+        if self.degenerate:
+            return f"{_g(self.mean, digits)}{u} in each of {self.n} replications (no interval)"
         return (f"{_g(self.mean, digits)}{u} [{_g(self.low, digits)}, {_g(self.high, digits)}] "
                 f"(n={self.n})")
 
     def level_text(self, level: float, digits: int = 4, unit: str = "") -> str:
         """``text`` followed by the interval's level, e.g. "(99% CI)"."""
+        if self.degenerate:
+            return self.text(digits, unit)
         return f"{self.text(digits, unit)} ({100 * level:.3g}% CI)"
 
     def to_dict(self) -> dict:
@@ -228,6 +313,28 @@ class Interval:
             return cls.of(d["values"], level)
         return cls(*(math.nan if d[k] is None else d[k] for k in ("mean", "low", "high")),
                    int(d["n"]))
+
+
+def event_rate(values, exposure: float, level: float = LEVEL, unit: str = "per slot",
+               digits: int = 3) -> tuple[float, str]:
+    """(upper end, text) for a rate of events measured in replications of ``exposure``
+    slots each (``values``: the rate of each replication).
+
+    With events seen, the Student-t interval at ``level``; with none at all, the exact
+    Poisson upper bound at ``level`` over every slot (:func:`stability.intervals.
+    poisson_upper`; the rule of three at 95%), since zero events give no interval.
+    """
+    from stability.intervals import poisson_upper
+
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if x.size and not x.any():
+        slots = exposure * x.size
+        bound = poisson_upper(0, slots, level)
+        return bound, (f"0 events in {slots:.3g} slots (n={x.size}): rate <= {_g(bound, digits)} "
+                       f"{unit} ({100 * level:.3g}% exact Poisson upper bound)")
+    interval = Interval.of(x, level)
+    return interval.high, interval.level_text(level, digits, unit)
 
 
 def summary(values) -> dict:
@@ -308,20 +415,37 @@ def versions() -> dict:
 
 
 def jsonable(x):
-    """Plain JSON values (numpy scalars and arrays converted, nan as null, inf as strings)."""
+    """Plain values for :func:`dumps` (numpy scalars and arrays converted, nan as None);
+    infinities stay floats."""
     from stability.jsonvalues import plain
 
     if isinstance(x, Interval):
-        return plain(x.to_dict())
+        return jsonable(x.to_dict())
     if isinstance(x, dict):
         return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return jsonable(x.tolist())
+    if isinstance(x, (float, np.floating)) and math.isinf(x):
+        return float(x)
     return plain(x)
 
 
+_INFINITY = re.compile(r'(?<=[\[:,\s])(-?)Infinity(?=[\],}\s])')
+
+
+def dumps(x, **kwargs) -> str:
+    """Strict JSON of the reproduction's results: nan as null and +-inf as the JSON
+    numbers 1e999 and -1e999, which every JSON reader accepts as numbers and Python's
+    (and JavaScript's) read back as infinities, so cached values round-trip."""
+    text = json.dumps(jsonable(x), **kwargs)
+    return _INFINITY.sub(lambda m: f"{m.group(1)}1e999", text)
+
+
 def unjson(x):
-    """Inverse of :func:`jsonable` for floats: "inf" / "-inf" back to floats, None to nan."""
+    """Inverse of :func:`jsonable` for floats: None to nan stays None; the strings "inf" /
+    "-inf" of older caches back to floats."""
     if isinstance(x, dict):
         return {k: unjson(v) for k, v in x.items()}
     if isinstance(x, list):
@@ -352,8 +476,8 @@ def fingerprint(params) -> str:
     artefacts (the SQLite stores are keyed by the sweep module itself)."""
     import stability
 
-    text = json.dumps({"params": jsonable(params), "version": stability.__version__,
-                       "source": source_digest()}, sort_keys=True)
+    text = dumps({"params": params, "version": stability.__version__,
+                  "source": source_digest()}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -364,7 +488,7 @@ def write_results(ctx: Context, name: str, results: dict) -> Path:
     payload = dict(results, experiment=name, mode=ctx.mode, versions=versions(),
                    written=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(jsonable(payload), indent=1))  # keeps insertion order
+    tmp.write_text(dumps(payload, indent=1))  # keeps insertion order
     tmp.replace(path)
     return path
 
@@ -403,7 +527,7 @@ def cached_json(ctx: Context, name: str, params: dict, compute):
             return unjson(data["value"])
     value = jsonable(compute())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"_fingerprint": key, "value": value}))
+    path.write_text(dumps({"_fingerprint": key, "value": value}))
     return unjson(value)
 
 

@@ -434,16 +434,16 @@ def verify(results: dict) -> list:
     rows.append(Check(
         NAME, "the budget window (lambda, M/E[w]) is sufficient: every tested point with "
               "lambda < E[B] < M/E[w] is stable", "theory",
-        "stable inside the window (DESIGN 3 budget window, reconstruction)",
+        "stable inside the window (docs/model.md 3.2 budget window, reconstruction)",
         _count_text(len(inside), c) + "; " + ("unstable" if v == "FAIL" else "undecided")
         + ": " + _listing([_describe(pa, p) for pa, p in bad]),
         crit + "FAIL if a point inside is unstable, INCONCLUSIVE if some are undecided", v))
-    # 2. The window's upper end is necessary (DESIGN 3: "stability needs ... E[B] E[w] < M").
+    # 2. The window's upper end is necessary (docs/model.md 3.2: "stability needs ... E[B] E[w] < M").
     above = [(pa, p) for pa, p in _points(results) if p["budget"] >= 1.0]
     v, c, bad = _tally(above, "stable", "unstable")
     rows.append(Check(
         NAME, "the window's upper end is necessary: every tested point with E[B] >= M/E[w] "
-              "is unstable", "theory", "stability needs E[B] E[w] < M (DESIGN 3)",
+              "is unstable", "theory", "stability needs E[B] E[w] < M (docs/model.md 3.2)",
         _count_text(len(above), c) + "; " + ("stable" if v == "FAIL" else "not unstable")
         + ": " + _listing([_describe(pa, p) for pa, p in bad]),
         crit + "FAIL if a point above M/E[w] is stable, INCONCLUSIVE if some are undecided", v))

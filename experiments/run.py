@@ -18,7 +18,15 @@ import time
 from pathlib import Path
 
 from experiments import EXPERIMENTS
-from experiments.common import CHECK_LEVEL, LEVEL, Context, read_results, versions
+from experiments.common import (
+    CHECK_LEVEL,
+    LEVEL,
+    Context,
+    InlineExecutor,
+    ProgressExecutor,
+    read_results,
+    versions,
+)
 
 BUDGET_NOTES = {
     "smoke": "smoke test budget (CI only; numbers are not meaningful)",
@@ -87,18 +95,22 @@ def run(mode: str = "quick", output=None, only=None, workers: int | None = None,
         raise ValueError(f"--workers must be an integer >= 1, got {workers!r}")
     output = Path(output) if output is not None else default_output()
     cache = output / "cache" / mode
+    _check_writable(output)
     cache.mkdir(parents=True, exist_ok=True)
     ctx = Context(mode=mode, output=output, cache=cache, workers=workers, quiet=quiet)
     ctx.log(f"stability reproduce: mode {mode}, experiments {', '.join(names)}, "
             f"{workers} workers, output {output}")
     _warm_up_kernels(ctx)
     timings = _read_timings(cache)
-    ctx.executor = local_executor(workers) if workers > 1 else None
+    # every task an experiment submits is counted, so long experiments report progress
+    ctx.executor = ProgressExecutor(local_executor(workers) if workers > 1
+                                    else InlineExecutor(), ctx)
     try:
         for name in names:
             module = importlib.import_module(f"experiments.{name}")
             began = time.perf_counter()
             ctx.log(f"{name}: computing ({module.TITLE})")
+            ctx.executor.experiment(name)
             module.compute(ctx)
             spent = time.perf_counter() - began
             figure = importlib.import_module(f"paper_figures.{module.FIGURE}")
@@ -117,6 +129,23 @@ def run(mode: str = "quick", output=None, only=None, workers: int | None = None,
     counts = {v: sum(r.verdict == v for r in rows) for v in ("PASS", "FAIL", "INCONCLUSIVE")}
     ctx.log(f"{path}: {len(rows)} rows: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
     return {"verification": path, "rows": rows, "seconds": seconds}
+
+
+def _check_writable(output: Path) -> None:
+    """Refuse, before any work, an output directory that cannot be written."""
+    probe = output
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--output {output}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK):
+        try:
+            read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        except (OSError, AttributeError):
+            read_only = False
+        why = "Read-only file system" if read_only else "not writable"
+        raise ValueError(f"--output {output}: cannot write there ({probe}: {why}); choose "
+                         "another directory with --output DIR")
 
 
 def _read_timings(cache: Path) -> dict:
@@ -143,6 +172,11 @@ def collect_rows(cache: Path) -> tuple[list, dict]:
     return rows, found
 
 
+def row_id(experiment: str, number: int) -> str:
+    """The stable name of an experiment's ``number``-th row: ``budget.3``."""
+    return f"{experiment}.{number}"
+
+
 def write_verification(output: Path, mode: str, timings: dict | None = None):
     """VERIFICATION.md in ``output`` from the cached results of ``mode``."""
     cache = Path(output) / "cache" / mode
@@ -162,19 +196,28 @@ def write_verification(output: Path, mode: str, timings: dict | None = None):
         "",
         "Each row is one claim of the paper (Dong & Cao, arXiv 2604.11001; *paper*), a theorem "
         "or bound as encoded in `stability.theory` (*theory*; the Alg. 2 overflow bound is our "
-        "reconstruction of the paper's, DESIGN 3) or a claim of ours beyond the paper (*ours*). "
+        "reconstruction of the paper's, docs/model.md section 3.2) or a claim of ours beyond "
+        "the paper (*ours*). "
         "Intervals are two-sided Student-t intervals over independent replications, written "
         "`mean [low, high] (n=...)`: rows that test whether a theoretical value lies inside use "
         f"{CHECK_LEVEL:.0%} (Bonferroni-corrected when a row tests several), comparisons and "
-        f"bounds use {LEVEL:.0%}; each criterion states its level. Figures draw {LEVEL:.0%} "
-        "intervals. Verdicts: "
+        f"bounds use {LEVEL:.0%} unless the row states another level; every simulated "
+        "interval is followed by its level. A rate of events that never happened is reported "
+        "as an exact Poisson upper bound, not as an interval. Figures draw "
+        f"{LEVEL:.0%} intervals. Verdicts: "
         "PASS (the criterion holds), FAIL (it does not: the claim is not reproduced at this "
-        "budget), INCONCLUSIVE (this budget cannot decide; see the row).",
+        "budget), INCONCLUSIVE (this budget cannot decide; see the row). Rows are named "
+        "`experiment.N` (N counts the experiment's own rows), so a row keeps its name "
+        "whichever experiments a run included.",
         "",
         f"**Summary: {len(rows)} rows: {counts['PASS']} PASS, {counts['FAIL']} FAIL, "
         f"{counts['INCONCLUSIVE']} INCONCLUSIVE.**",
         "",
     ]
+    for name, results in found.items():  # experiments that say what their results mean
+        module = importlib.import_module(f"experiments.{name}")
+        if hasattr(module, "overview"):
+            lines += ["## What reproduces, where, and why", "", *module.overview(results), ""]
     if timings:
         spent = [f"{n} {t['compute_seconds'] + t['plot_seconds']:.0f} s" for n, t in
                  timings.items() if not n.startswith("_")]
@@ -183,7 +226,6 @@ def write_verification(output: Path, mode: str, timings: dict | None = None):
             lines += [f"Wall time of the last invocation ({', '.join(last['experiments'])}): "
                       f"{last['seconds']:.0f} s; per experiment (compute + plot, last run): "
                       f"{', '.join(spent)}.", ""]
-    number = 0
     for name in EXPERIMENTS:
         module = importlib.import_module(f"experiments.{name}")
         lines += [f"## {module.TITLE}", ""]
@@ -191,12 +233,12 @@ def write_verification(output: Path, mode: str, timings: dict | None = None):
             lines += [f"Not run in this mode yet (`{command} --only {name}`).", ""]
             continue
         lines += [f"Figure: `{module.FIGURE}.png` / `.pdf`. Results: `cache/{mode}/{name}.json`.",
-                  "", "| # | claim | source | theory | simulation | criterion | verdict |",
+                  "", "| row | claim | source | theory | simulation | criterion | verdict |",
                   "|---|---|---|---|---|---|---|"]
-        for r in (r for r in rows if r.experiment == name):
-            number += 1
-            lines.append(f"| {number} | {_cell(r.claim)} | {r.source} | {_cell(r.theory)} | "
-                         f"{_cell(r.simulation)} | {_cell(r.criterion)} | **{r.verdict}** |")
+        for number, r in enumerate((r for r in rows if r.experiment == name), 1):
+            lines.append(f"| {row_id(name, number)} | {_cell(r.claim)} | {r.source} | "
+                         f"{_cell(r.theory)} | {_cell(r.simulation)} | {_cell(r.criterion)} | "
+                         f"**{r.verdict}** |")
         lines.append("")
     path = Path(output) / "VERIFICATION.md"
     path.write_text("\n".join(lines))
@@ -222,4 +264,7 @@ def main(argv=None) -> int:
         return run_command(args)
     except ValueError as err:
         print(f"experiments: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"experiments: error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
         return 2

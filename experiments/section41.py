@@ -1,6 +1,6 @@
 """Experiment 1: Section 4.1, Alg. 1 with b = (4, 4, 4) at lambda = 5 (overload) and 3.
 
-DESIGN 3 constants: classes (l, o) = (10, 20), (10, 40), (10, 60), M = 16492,
+docs/model.md 3.2 constants: classes (l, o) = (10, 20), (10, 40), (10, 60), M = 16492,
 w = (410, 1220, 2430), sum_k b_k w_k = 16240 <= M.  Thm 3.3: the saturated demand peaks at
 exactly 16240 and never overflows; each class queue is the Lindley walk
 Q' = max(Q + N - b_k, 0): at lambda = 5 it grows by lambda - b = 1 per class per slot (3 in

@@ -5,7 +5,9 @@ throughput, overflow events per slot, evictions per slot and mean queueing delay
 E[B], with the budget window (lambda, M / E[w]) shaded and the tuner's choice marked.
 Lines: Lindley mean latency (queueing delay + E[o]); min(E[B], lambda) E[o]; Chernoff
 bound and exact FFT tail of the saturated demand and the compound-Poisson prediction of
-an unthrottled system.  Points: simulation, 95% intervals.
+an unthrottled system.  Points: simulation, 95% intervals; triangles: budgets with no
+overflow (or no eviction) in any replication, drawn at the 95% exact Poisson upper bound
+over all their measured slots (a zero cannot be drawn on a log axis).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def main(cache=None, output=None) -> list:
     lines = th["lines"]
     mean_o = th["mean_decode"]
     loads = list(r["loads"].values())
+    params = r["params"]
+    measured = params["slots"] - params.get("warmup", 0)  # slots per replication
     fig, axes = plt.subplots(4, len(loads), figsize=(6.2 * len(loads), 14),
                              constrained_layout=True, squeeze=False)
     for j, at in enumerate(loads):
@@ -60,6 +64,8 @@ def main(cache=None, output=None) -> list:
         ax = axes[2, j]
         style.sim_points(ax, x, [p["overflow_rate"] for p in pts], "simulated", FLOW, "o",
                          log=True)
+        style.zero_event_bounds(ax, x, [p["overflow_rate"] for p in pts], measured,
+                                "no overflow seen (95% upper bound)", FLOW)
         style.theory_line(ax, lines["budget"], lines["chernoff"],
                           "Chernoff bound, saturated (reconstruction)", ls="--")
         style.theory_line(ax, lines["fft_budget"], lines["fft"],
@@ -74,6 +80,8 @@ def main(cache=None, output=None) -> list:
         ax = axes[3, j]
         style.sim_points(ax, x, [p["eviction_rate"] for p in pts], "evictions per slot", FLOW,
                          "o", log=True)
+        style.zero_event_bounds(ax, x, [p["eviction_rate"] for p in pts], measured,
+                                "no eviction seen (95% upper bound)", FLOW)
         style.sim_points(ax, x, [p["queueing_delay_mean"] for p in pts],
                          "mean queueing delay [slots]", "#6a3d9a", "s", log=True)
         ax.set_yscale("log")

@@ -17,7 +17,7 @@ NAME = "fig6_traces"
 ROWS = [("token_throughput", "token throughput [tokens/slot]", "linear"),
         ("latency_mean", "mean latency [slots]", "log"),
         ("latency_p95", "p95 latency [slots]", "log"),
-        ("kv_cv", "KV utilisation CV (while arrivals last)", "linear"),
+        ("demand_cv", "KV demand CV before eviction", "linear"),
         ("evictions", "evictions (whole replay)", "symlog")]
 
 

@@ -6,6 +6,7 @@ theory drawn as lines, simulation as points with 95% Student-t error bars.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -65,12 +66,33 @@ def results_dir(cache=None) -> Path:
     raise FileNotFoundError(f"no results under {root}; run `stability reproduce --quick` first")
 
 
+FIGURE_MODES = "figures.json"
+"""In a figure directory: the mode (smoke, quick, full) of the results each figure was
+last drawn from, so that ``python -m paper_figures.docs`` copies only full-run figures."""
+
+_drawn_from: list = []  # modes of the results loaded since the last save
+
+
 def load(cache, name: str) -> dict:
     results = read_results(results_dir(cache), name)
     if results is None:
         raise FileNotFoundError(f"no results for {name!r} in {results_dir(cache)}; run "
                                 f"`stability reproduce --only {name}` first")
+    _drawn_from.append(results.get("mode", "unknown"))
     return results
+
+
+def _record_mode(out: Path, name: str) -> None:
+    modes_seen = set(_drawn_from) or {"unknown"}
+    _drawn_from.clear()
+    mode = modes_seen.pop() if len(modes_seen) == 1 else "mixed"
+    path = out / FIGURE_MODES
+    try:
+        modes = json.loads(path.read_text())
+    except (OSError, ValueError):
+        modes = {}
+    modes[name] = mode
+    path.write_text(json.dumps(modes, indent=1, sort_keys=True))
 
 
 def output_dir(output=None) -> Path:
@@ -89,6 +111,7 @@ def save(fig, output, name: str) -> list:
     fig.savefig(paths[0], dpi=PNG_DPI)
     fig.savefig(paths[1])
     plt.close(fig)
+    _record_mode(out, name)
     return paths
 
 
@@ -117,6 +140,25 @@ def sim_points(ax, x, intervals, label=None, color=None, marker="o", log=False, 
         lo = np.minimum(lo, 0.99 * mean)
     ax.errorbar(x[keep], mean[keep], yerr=[lo[keep], hi[keep]], fmt=marker, ms=4, color=color,
                 label=label, elinewidth=0.9, linestyle="none", **kwargs)
+
+
+def zero_event_bounds(ax, x, intervals, slots_per_replication: float, label=None,
+                      color=None, level: float = 0.95) -> int:
+    """Where every replication of a rate saw no event (a point a log axis cannot show),
+    draw the exact Poisson upper bound at ``level`` over all its slots as a downward
+    triangle (3 / slots at 95%: the rule of three).  ``intervals`` are summaries with
+    per-replication ``values``; returns the number of points drawn."""
+    from stability.intervals import poisson_upper
+
+    xs, ys = [], []
+    for xi, iv in zip(x, intervals):
+        values = [v for v in iv.get("values") or [] if v is not None and not math.isnan(v)]
+        if values and not any(values):
+            xs.append(xi)
+            ys.append(poisson_upper(0, slots_per_replication * len(values), level))
+    if xs:
+        ax.plot(xs, ys, "v", color=color, ms=6, mfc="white", linestyle="none", label=label)
+    return len(xs)
 
 
 def theory_line(ax, x, y, label=None, color=THEORY, ls="-", **kwargs):

@@ -1,4 +1,4 @@
-"""Checks of every claim of DESIGN section 3: sympy proofs of the algebra, numeric
+"""Checks of every claim of docs/model.md section 3: sympy proofs of the algebra, numeric
 cross-checks where a proof is out of sympy's reach.
 
 Run ``python -m proofs_check`` from the repository root: it runs every registered check,
@@ -7,10 +7,10 @@ non-zero if any check fails.  Each check calls the package code it is about (a f
 of :mod:`stability.theory` or an expression of :mod:`stability.theory.symbolic`) and can
 fail.  Each names the kind of statement it verifies:
 
-* ``paper``: stated by the paper (as reconstructed in DESIGN from its public summary);
-* ``reconstruction``: our reconstruction of the paper's Alg. 2 overflow bound (DESIGN 3);
+* ``paper``: stated by the paper (as known from its public sources, docs/model.md);
+* ``reconstruction``: our reconstruction of the paper's Alg. 2 overflow bound (docs/model.md 3.2);
 * ``beyond``: beyond the paper (exact FFT tail, Lindley mean by FFT, tuner);
-* ``identity``: model algebra used everywhere (DESIGN 1);
+* ``identity``: model algebra used everywhere (docs/model.md 1);
 
 and the kind of evidence it gives (:data:`EVIDENCE`): a *symbolic proof* (sympy derives
 the statement for all parameter values) or a *numeric cross-check* (the package's numbers
@@ -33,9 +33,9 @@ __all__ = ["Check", "Outcome", "CHECKS", "EVIDENCE", "DEFAULT_TIMEOUT", "check",
            "sig", "below"]
 
 KINDS = {
-    "identity": "model identity (DESIGN 1)",
-    "paper": "paper's claim (as stated in DESIGN 3)",
-    "reconstruction": "reconstruction of the paper's Alg. 2 bound (DESIGN 3)",
+    "identity": "model identity (docs/model.md 1)",
+    "paper": "paper's claim (as stated in docs/model.md 3.2)",
+    "reconstruction": "reconstruction of the paper's Alg. 2 bound (docs/model.md 3.2)",
     "beyond": "beyond the paper (ours)",
 }
 

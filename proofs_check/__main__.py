@@ -47,7 +47,7 @@ def write_report(results, path: Path = REPORT) -> None:
         "computation on the stated cases (evidence, not proof).",
         "Kinds: " + "; ".join(f"`{k}` = {v}" for k, v in KINDS.items()) + ".",
         "The Alg. 2 overflow bound and everything derived from it are a *reconstruction* "
-        "(DESIGN 3): the paper's own proof is not available.",
+        "(docs/model.md 3.2): the paper's own proof is not available.",
         f"Numbers are rounded to {SIGNIFICANT} significant digits and round-off errors are "
         "given as a power of ten above them, so that the report does not depend on the "
         "machine; each check has a time limit and fails when it is exceeded.",
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     names = [c.name for c in CHECKS]
     parser = argparse.ArgumentParser(
         prog="python -m proofs_check",
-        description="Check every claim of DESIGN 3 (symbolic proofs and numeric "
+        description="Check every claim of docs/model.md section 3 (symbolic proofs and numeric "
                     "cross-checks); with no NAME, run all and write proofs_check/REPORT.md.")
     parser.add_argument("names", nargs="*", metavar="NAME",
                         help="run only these checks (the report is not written)")

@@ -1,4 +1,4 @@
-"""Symbolic proofs (sympy) of the identities and inequalities of DESIGN 3, from the
+"""Symbolic proofs (sympy) of the identities and inequalities of docs/model.md section 3, from the
 expressions of :mod:`stability.theory.symbolic` that the package lambdifies or re-derives."""
 
 from __future__ import annotations

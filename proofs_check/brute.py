@@ -79,7 +79,7 @@ def panjer_pmf(workload: Workload, budget: Budget, size: int) -> np.ndarray:
 
 
 def saturated_alg1_demand(prompts, decodes, budgets, slots: int) -> np.ndarray:
-    """Demand R per slot of Alg. 1 with every class queue always non-empty (DESIGN 1.2)."""
+    """Demand R per slot of Alg. 1 with every class queue always non-empty (docs/model.md 2.2)."""
     active = []  # (l, start slot, o)
     out = np.zeros(slots, dtype=np.int64)
     for t in range(slots):

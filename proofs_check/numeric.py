@@ -72,7 +72,7 @@ def alg1_peak_simulated():
     peak = alg1_peak_demand(Workload.paper_4_1(5.0), PerClassBudget((4, 4, 4)))
     ok = (demand.max() == 16240 == peak and np.all(demand[59:] == 16240)
           and np.all(np.diff(demand[:60]) > 0))
-    return Outcome(bool(ok), "numeric: slot-by-slot saturated Alg. 1 (DESIGN 1.2 order)",
+    return Outcome(bool(ok), "numeric: slot-by-slot saturated Alg. 1 (docs/model.md 2.2 order)",
                    f"max = {demand.max()}, first slot at peak = {int(np.argmax(demand))}, "
                    f"alg1_peak_demand = {peak:g}")
 

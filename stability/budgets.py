@@ -46,8 +46,10 @@ class Budget:
 
     Parameters
     ----------
-    mean : E[B] = beta, activations per slot (an integer b for ``law="deterministic"``).
-    law : "deterministic" (B = b), "poisson" (B ~ Poisson(beta)) or "two-point"
+    mean : float
+        E[B] = beta, activations per slot (an integer b for ``law="deterministic"``).
+    law : str
+        "deterministic" (B = b), "poisson" (B ~ Poisson(beta)) or "two-point"
         (B = floor(beta) or ceil(beta), with mean beta).
     """
 

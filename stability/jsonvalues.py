@@ -1,5 +1,14 @@
-"""Plain JSON values for reports: one conversion used by the CLI, the theory report and
-the experiments (strict JSON: nan becomes null, infinities the strings "inf" / "-inf")."""
+"""Plain JSON values for reports: one conversion used by the command line, the theory
+report and the results summaries.
+
+JSON has no nan and no infinity.  Our choice: **both become null**.  A null number in a
+report means "no finite value": undefined (a mean over no sample, a rate over no slot) or
+infinite (the mean queue of an unstable system, a Chernoff parameter without bound); the
+text report beside it tells which, and each field's documentation says when it can be
+infinite.  No number is ever written as a string.  (The reproduction's cached results,
+which must round-trip infinities, write them as the JSON numbers ``1e999`` and ``-1e999``
+instead: see ``experiments.common.dumps``.)
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,8 @@ import numpy as np
 
 
 def plain(x):
-    """``x`` with numpy scalars and arrays, tuples and non-finite floats made JSON-safe."""
+    """``x`` with numpy scalars and arrays and tuples made JSON-safe, and every non-finite
+    float (nan, inf, -inf) as None (JSON null)."""
     if isinstance(x, dict):
         return {str(k): plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -22,9 +32,5 @@ def plain(x):
         return int(x)
     if isinstance(x, (float, np.floating)):
         x = float(x)
-        if math.isnan(x):
-            return None
-        if math.isinf(x):
-            return "inf" if x > 0 else "-inf"
-        return x
+        return x if math.isfinite(x) else None
     return x

@@ -91,8 +91,8 @@ MUTATIONS = (
     Mutation(
         "tuner_latency_minus_one",
         "tune_budget's mean_latency = delay + E[o] - 1",
-        (("stability/theory/tuning.py", "delay + _mean_decode(workload))",
-          "delay + _mean_decode(workload) - 1)"),),
+        (("stability/theory/tuning.py", "delay + _mean_decode(workload), loss",
+          "delay + _mean_decode(workload) - 1, loss"),),
         tests=(f"{ABS}::test_simulated_latency_at_the_tuned_budget_is_the_tuners_prediction",
                f"{THEORY}::test_tuner_latency_is_lindley_delay_plus_the_decode_length"),
         wide=(ABS, THEORY),
@@ -142,8 +142,8 @@ MUTATIONS = (
     Mutation(
         "window_closed",
         "budget window non-empty when lambda <= M / E[w] (closed instead of open)",
-        (("stability/theory/tuning.py", "return BudgetWindow(lam, high, lam < high)",
-          "return BudgetWindow(lam, high, lam <= high)"),),
+        (("stability/theory/tuning.py", "return BudgetWindow(lam, high, lam < high, corrected)",
+          "return BudgetWindow(lam, high, lam <= high, corrected)"),),
         tests=(f"{THEORY}::test_budget_window_at_its_boundary_is_empty",),
         checks=("budget_window",),
         wide=(ABS, THEORY),
@@ -154,15 +154,15 @@ MUTATIONS = (
         (("stability/engine/reference.py", "i = sim.active.pop()", "i = sim.active.pop(0)"),
          ("stability/engine/kernel.py",
           "                c.stack_n -= 1\n"
-          "                idx = stack.idx[c.stack_n]\n"
-          "                if req.state[idx] != ACTIVE or req.admitted[idx] != stack.stamp[c.stack_n]:\n",
+          "                idx = stack[c.stack_n].idx\n"
+          "                if req[idx].state != ACTIVE or req[idx].admitted != stack[c.stack_n].stamp:\n",
           "                c.stack_n -= 1\n"
-          "                idx = stack.idx[0]\n"
-          "                stamp = stack.stamp[0]\n"
+          "                idx = stack[0].idx\n"
+          "                stamp = stack[0].stamp\n"
           "                for jj in range(c.stack_n):\n"
-          "                    stack.idx[jj] = stack.idx[jj + 1]\n"
-          "                    stack.stamp[jj] = stack.stamp[jj + 1]\n"
-          "                if req.state[idx] != ACTIVE or req.admitted[idx] != stamp:\n")),
+          "                    stack[jj].idx = stack[jj + 1].idx\n"
+          "                    stack[jj].stamp = stack[jj + 1].stamp\n"
+          "                if req[idx].state != ACTIVE or req[idx].admitted != stamp:\n")),
         tests=(f"{ABS}::test_lifo_evicts_the_most_recent_activation",),
         wide=(ABS, "tests/test_engines.py", "tests/test_invariants.py"),
     ),

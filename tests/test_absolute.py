@@ -1,11 +1,11 @@
-"""Absolute checks of the engines through the public API only (DESIGN 1.2 and 1.3).
+"""Absolute checks of the engines through the public API only (docs/model.md 2.2 and 2.5).
 
 The differential tests (fast kernel == reference) cannot see an error both engines share,
 such as a latency off by one or a wrong eviction order.  These tests compare each engine
-with values derived by hand from DESIGN 1, or with the theory of DESIGN 3:
+with values derived by hand from docs/model.md 1, or with the theory of docs/model.md section 3:
 
 * a request admitted on arrival and never evicted has latency exactly o, TTFT exactly 1
-  and queueing delay exactly 0 (DESIGN 1.2 consequences), in the batch metrics, the
+  and queueing delay exactly 0 (docs/model.md 2.2 consequences), in the batch metrics, the
   per-class metrics and the streaming histograms;
 * LIFO eviction on a two-request instance whose every slot is worked out below;
 * the simulated mean queueing delay of flow control against the Lindley mean delay
@@ -50,7 +50,7 @@ def t_interval(samples, alpha):
 
 
 # ---------------------------------------------------------------------------------------
-# Undisturbed requests: latency = o, TTFT = 1, queueing delay = 0 (DESIGN 1.2)
+# Undisturbed requests: latency = o, TTFT = 1, queueing delay = 0 (docs/model.md 2.2)
 
 
 def _undisturbed_batch():
@@ -68,7 +68,7 @@ def _undisturbed_batch():
 def test_undisturbed_requests_have_latency_o_ttft_1_and_no_delay(engine, policy):
     req = _undisturbed_batch()
     res = s.simulate(req, policy, HUGE, engine=engine)
-    # per request, from DESIGN 1.2: first decode in the arrival slot, completion o - 1 later
+    # per request, from docs/model.md 2.2: first decode in the arrival slot, completion o - 1 later
     assert np.array_equal(res.first_token, req.arrival)
     assert np.array_equal(res.completion, req.arrival + req.decode - 1)
     assert res.evictions_total == 0 and res.bounces == 0 and res.overflow_events == 0
@@ -134,7 +134,7 @@ def test_lifo_evicts_the_most_recent_activation(engine, policy):
 
 
 # ---------------------------------------------------------------------------------------
-# Queueing delay and latency against the theory (DESIGN 3)
+# Queueing delay and latency against the theory (docs/model.md 3.2)
 
 W = s.Workload.paper_4_1(3.0)  # lambda = 9 per slot, E[o] = 40
 M = 16492
@@ -192,7 +192,7 @@ def test_simulated_latency_at_the_tuned_budget_is_the_tuners_prediction():
 def test_any_overflow_in_t_slots_is_below_t_times_the_per_slot_bound():
     """Saturated flow control (lambda = 12 > b = 10), deterministic budget: the saturated
     eviction-free demand dominates the real one until the first overflow, so
-    P(any overflow in T slots) <= T exp(-I(M)) (DESIGN 3).  M = 15520 puts exp(-I(M)) at
+    P(any overflow in T slots) <= T exp(-I(M)) (docs/model.md 3.2).  M = 15520 puts exp(-I(M)) at
     3.0e-4; with T = 1000 the bound is 0.30.  Clopper-Pearson interval from 400 runs at
     level 1 - ALPHA: it lies below the bound (the bound holds), and its lower end lies
     above exp(-I(M)), the bound of one slot (negative control: without the factor T the

@@ -140,7 +140,7 @@ def test_is_agrees_with_plain_mc_where_both_reach_1e_3():
 
 
 def test_is_below_chernoff_bound():
-    """P(U > M) <= exp(-I(M)) (DESIGN 3): the whole interval lies below the bound (15
+    """P(U > M) <= exp(-I(M)) (docs/model.md 3.2): the whole interval lies below the bound (15
     intervals, each at level 1 - ALPHA / 15, Bonferroni)."""
     for name, (workload, budget, levels) in CASES.items():
         model = DemandModel(workload, budget)

@@ -18,8 +18,12 @@ from stability.cli import main
 VERDICTS = ("PASS", "FAIL", "INCONCLUSIVE")
 
 
+ROW = re.compile(r"^\| ([a-z0-9]+)\.(\d+) \|")
+
+
 def _rows(text: str) -> list:
-    return [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    """The table rows of VERIFICATION.md, each named ``experiment.N``."""
+    return [line for line in text.splitlines() if ROW.match(line)]
 
 
 @pytest.mark.slow
@@ -37,6 +41,7 @@ def test_reproduce_smoke_writes_every_figure_and_report(tmp_path, capsys):
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split(" | ")]
         assert len(cells) == 7, row
+        assert ROW.match(row).group(1) in EXPERIMENTS, row
         assert cells[-1].strip("*") in VERDICTS, row
         assert cells[5], row  # every verdict states its criterion
     for name in EXPERIMENTS:  # every experiment has its JSON (parameters, seeds, versions)

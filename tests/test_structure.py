@@ -15,7 +15,7 @@ PACKAGE = ROOT / "stability"
 
 LAYERS = [
     ("stability.validation", "stability.jsonvalues", "stability.provenance",
-     "stability.engine.codes"),
+     "stability.intervals", "stability.engine.codes"),
     ("stability.engine",),
     ("stability.predictions", "stability.budgets", "stability.clock", "stability.workload"),
     ("stability.policies",),

@@ -492,3 +492,67 @@ def test_failed_runs_are_reported_not_stored(tmp_path):
     assert report.added + len(report.failed) == 2 and report.failed
     assert "exceeds the KV capacity M=30" in report.failed[0][1]
     assert len(st.load(db)["key"]) == report.added
+
+
+def test_a_store_of_an_older_schema_is_refused_and_untouched(tmp_path, reference_db):
+    """A store written by an older layout (another user_version) is neither read nor
+    migrated: the message names both schema versions."""
+    import shutil
+    import sqlite3
+
+    old = tmp_path / "old.sqlite"
+    shutil.copy(reference_db, old)
+    conn = sqlite3.connect(old)
+    conn.execute("PRAGMA user_version = 12345")
+    conn.commit()
+    conn.close()
+    original = old.read_bytes()
+    with pytest.raises(ValueError, match=f"schema version 12345; this version of stability "
+                                         f"reads version {st.SCHEMA_VERSION}"):
+        st.load(old)
+    assert old.read_bytes() == original
+
+
+# ------------------------------------------------------------------ timed world clocks
+def test_timed_world_keeps_the_fraction_of_the_critical_rate(tmp_path):
+    """A world clock makes the run timed: the load is read against lambda*_s, the metrics
+    have their seconds block, and the store keeps the rate per second."""
+    from stability.clock import jaillet
+    from stability.theory import critical_rate_seconds
+
+    sweep = Sweep(name="timed", workloads=({"kind": "paper-4.1", "load": 0.6},),
+                  policies=({"kind": "greedy"},), memory=(2000,), replications=2, root_seed=3,
+                  slots=400, warmup=50,
+                  worlds=({"clock": "jaillet", "eviction": "recompute"}, {}))
+    db = tmp_path / "timed.sqlite"
+    run_sweep(sweep, db, workers=1, progress=False)
+    cols = st.load(db)
+    timed = np.array(['jaillet' in w for w in cols["world"]])
+    assert timed.sum() == 2 and (~timed).sum() == 2
+    base = WorkloadSpec.from_dict({"kind": "paper-4.1", "load": 0.6}).build(2000)
+    crit = critical_rate_seconds(base, 2000, jaillet())
+    np.testing.assert_allclose(cols["total_rate"][timed], 0.6 * crit.per_second)
+    np.testing.assert_allclose(cols["total_rate"][~timed], base.total_rate)
+    np.testing.assert_allclose(cols["offered_load"], 0.6)
+    assert np.isfinite(cols["seconds_e2e_mean"][timed].astype(float)).all()
+    assert np.isnan(cols["seconds_e2e_mean"][~timed].astype(float)).all()
+
+
+@pytest.mark.parametrize("world, engine, message", [
+    ({"clock": "warp"}, "batch", r"world\[0\]: clock must be unit, jaillet"),
+    ({"clock": 3}, "batch", r"world\[0\]: clock must be a clock text"),
+    ({"clock": "linear:-1,0,0,1"}, "batch", "c0 must be a finite number >= 0"),
+    ({"clock": "jaillet"}, "stream", "a timed world clock runs on the batch engine only"),
+])
+def test_bad_world_clocks(world, engine, message):
+    with pytest.raises(ValueError, match=message):
+        Sweep(name="bad", workloads=({"kind": "paper-4.1", "load": 0.6},),
+              policies=({"kind": "greedy"},), memory=(2000,), replications=1, root_seed=3,
+              slots=400, engine=engine, worlds=(world,))
+
+
+def test_unit_world_clock_is_not_timed():
+    sweep = Sweep(name="unit", workloads=({"kind": "paper-4.1", "load": 0.6},),
+                  policies=({"kind": "greedy"},), memory=(2000,), replications=1, root_seed=3,
+                  slots=400, engine="stream", worlds=({"clock": "unit"},))
+    assert not sweep.worlds[0].timed

@@ -553,7 +553,7 @@ BAD = [
     (lambda: PerClassBudget(()), "budgets"),
     (lambda: DemandModel(s.Workload.paper_4_1(1.0), PerClassBudget((1, 2))), "3 classes"),
     (lambda: DemandModel(s.Workload.paper_4_1(1.0), "lots"), "budget='lots'"),
-    (lambda: overflow_bound(s.Workload.paper_4_1(1.0), 3, 0), "memory must be an integer >= 1"),
+    (lambda: overflow_bound(s.Workload.paper_4_1(1.0), 3, 0), "memory must be an integer >= 2"),
     (lambda: exact_tail(s.Workload.paper_4_1(1.0), 3, [-5]), "levels must be integers >= 0"),
     (lambda: tune_budget(s.Workload.paper_4_1(1.0), M, 1.5), "target_overflow"),
     (lambda: tune_budget(s.Workload.paper_4_1(1.0), M, 1e-6, method="magic"), "method='magic'"),

@@ -1,4 +1,4 @@
-"""Theory of DESIGN 3 against the simulator, by replications and confidence intervals.
+"""Theory of docs/model.md section 3 against the simulator, by replications and confidence intervals.
 
 Each test uses fixed seeds, R independent replications (distinct seeds), a Student-t
 interval at level 1 - ALPHA over the replication means, and asserts that the theoretical
@@ -48,7 +48,7 @@ def _stream_means(workload, policy, memory, slots, seeds, warmup, what):
 @pytest.mark.parametrize("case", ["unthrottled", "saturated"])
 def test_mean_kv_equals_rate_times_mean_memory_time(case):
     """Little's law for memory-time: mean KV = lambda E[w] when every arrival starts at once
-    (Greedy, capacity never binding), and E[B] E[w] under saturated flow control (DESIGN 3)."""
+    (Greedy, capacity never binding), and E[B] E[w] under saturated flow control (docs/model.md 3.2)."""
     if case == "unthrottled":
         w, policy = s.Workload.paper_4_1(3.0), s.Greedy()
         theory = w.mean_kv_load()

@@ -63,7 +63,7 @@ def test_parameter_objects_validate(make, message):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(memory=1), r"memory must be an integer >= 2, got 1"),
-    (dict(memory=100, horizon=-3), r"horizon must be an integer >= 0 or None, got -3"),
+    (dict(memory=100, horizon=-3), r"horizon must be an integer >= 0 and <= 10+ or None, got -3"),
     (dict(memory=100, engine="gpu"), r"engine must be one of fast, reference, got 'gpu'"),
     (dict(memory=100, eviction="forget"), r"eviction must be one of restart, recompute"),
     (dict(memory=100, requeue="back"), r"requeue must be one of arrival, front, got 'back'"),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from stability.budgets import LAWS as BUDGET_LAWS
 from stability.budgets import Budget
-from stability.cli.common import add_workload_arguments, workload_from_args
+import json
+
+from stability.clock import Unit, parse_clock
+from stability.cli.common import _parser, add_workload_arguments, workload_from_args
 from stability.theory.budget import PerClassBudget
 from stability.theory.report import analyze
 from stability.theory.tuning import METHODS
@@ -33,6 +36,10 @@ def add_analyze_arguments(parser) -> None:
     parser.add_argument("--horizon", type=int, default=10**6,
                         help="slots T for the bound on P(any overflow in T slots)")
     parser.add_argument("--no-exact", action="store_true", help="skip the exact FFT tail")
+    parser.add_argument("--clock", type=_parser("--clock", parse_clock), default=None,
+                        help="also give the critical rate in requests per second under this "
+                             "clock: jaillet | li-dai-peng | linear:C0,C_SEQ,C_CTX,C_PREFILL | "
+                             "profile:CSV (docs/model.md 2.4; the approximation is stated)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
 
@@ -69,5 +76,27 @@ def run(args) -> int:
     budget = budget_from_args(args.budget, args.budget_law)
     rep = analyze(workload, args.memory, budget, args.target_overflow, args.horizon,
                   exact=not args.no_exact, method=args.tune_method)
-    print(rep.to_json() if args.json else rep.to_text())
+    clocked = None
+    if args.clock is not None and not isinstance(args.clock, Unit):
+        from stability.theory.clocked import critical_rate_seconds
+
+        clocked = critical_rate_seconds(workload, args.memory, args.clock)
+    if args.json:
+        out = rep.to_dict()
+        if clocked is not None:
+            out["clock"] = dict(clocked.to_dict(), clock=args.clock.describe())
+        print(json.dumps(out, indent=2))
+    else:
+        print(rep.to_text())
+        if clocked is not None:
+            print(clock_text(clocked, args.clock.describe()))
     return 0
+
+
+def clock_text(c, name: str) -> str:
+    """The critical rate per second under a clock, with its approximation stated."""
+    return (f"\nUnder the {name} clock no scheduler is stable above lambda* = "
+            f"{c.per_second:.6g} requests/s (= {c.per_iteration:.6g} per iteration / d* = "
+            f"{c.iteration_seconds:.6g} s, the iteration of a full memory: {c.running:.5g} "
+            f"running, M context tokens, {c.prefill_tokens:.5g} prefill tokens, no eviction, "
+            "no idle time; stability.theory.clocked)")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 
+from stability import validation
 from stability.workload import traces
 from stability.clock import Clock, parse_clock
 from stability.engine.codes import EVICTION_RULES, REQUEUE_RULES
@@ -22,6 +22,25 @@ from stability.workload.spec import WorkloadSpec
 
 class CliError(ValueError):
     """A usage error reported as one line."""
+
+
+def flag_value(check, value, flag: str, *args, **kwargs):
+    """``check(flag, value, ...)`` of :mod:`stability.validation` (or ``check(value, flag)``
+    for the one-argument checks), its error naming the flag as typed."""
+    try:
+        if check in (validation.memory, validation.seed, validation.slots):
+            return check(value, flag, **kwargs)
+        return check(flag, value, *args, **kwargs)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+
+
+def slot_seconds(args) -> float:
+    """``--slot-seconds`` (seconds per slot for timed traces), default 0.05; 0 or less is
+    an error, not the default."""
+    if args.slot_seconds is None:
+        return traces.DEFAULT_SLOT_SECONDS
+    return flag_value(validation.positive, args.slot_seconds, "--slot-seconds")
 
 
 # ---------------------------------------------------------------------------- workloads
@@ -50,8 +69,20 @@ def add_workload_arguments(parser: argparse.ArgumentParser) -> None:
                    help="stretch (>1) or compress (<1) trace time; load scales by 1/time-scale")
 
 
+def _check_workload_flags(args) -> None:
+    if args.rate is not None:
+        flag_value(validation.number, args.rate, "--rate", 0.0)
+    if args.load is not None:
+        flag_value(validation.positive, args.load, "--load")
+    flag_value(validation.positive, args.time_scale, "--time-scale")
+    slot_seconds(args)
+    if getattr(args, "memory", None) is not None:
+        flag_value(validation.memory, args.memory, "--memory")
+
+
 def workload_spec(args) -> WorkloadSpec:
     """The workload spec the flags describe (not for --trace)."""
+    _check_workload_flags(args)
     if args.rate is not None and args.load is not None:
         raise CliError("give --rate or --load, not both")
     if args.workload != "synthetic" and (args.prompt or args.decode):
@@ -70,21 +101,21 @@ def workload_spec(args) -> WorkloadSpec:
     try:
         return WorkloadSpec.from_dict(table, "workload")
     except ValueError as err:
-        raise CliError("--" + str(err).removeprefix("workload.")) from None
+        text = str(err)
+        raise CliError("--" + text.removeprefix("workload.") if text.startswith("workload.")
+                       else text) from None
 
 
 def workload_from_args(args) -> Workload:
     """The Workload the flags describe (a trace becomes its empirical lengths)."""
     if args.trace:
+        _check_workload_flags(args)
         if args.rate is not None and args.load is not None:
             raise CliError("give --rate or --load, not both")
         base = traces.trace_workload(
             args.trace, rate=1.0 if args.load is not None else args.rate,
-            slot_seconds=args.slot_seconds or traces.DEFAULT_SLOT_SECONDS,
-            time_scale=args.time_scale)
+            slot_seconds=slot_seconds(args), time_scale=args.time_scale)
         if args.load is not None:
-            if not (math.isfinite(args.load) and args.load > 0):
-                raise CliError(f"--load must be a number > 0, got {args.load}")
             base = base.scaled(args.load * args.memory / base.mean_kv_load())
         return base
     return workload_spec(args).build(getattr(args, "memory", None) or 1)

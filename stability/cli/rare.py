@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 
+from stability.jsonvalues import plain
 from stability.theory.rare import MC_METHODS, paper_tables
 
 HELP = "rare-event estimates of the per-slot overflow probability, with their checks"
@@ -30,7 +31,7 @@ def run(args) -> int:
     tables = paper_tables(args.samples, args.mc_samples, args.seed, args.alpha, args.workers,
                           args.quick, args.azure, args.mc_method)
     if args.json:
-        json.dump([t.to_dict() for t in tables], sys.stdout, indent=1, default=float)
+        json.dump(plain([t.to_dict() for t in tables]), sys.stdout, indent=1, default=float)
         print()
     else:
         for t in tables:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
+import sys
 
+from stability import validation
 from stability.workload import traces
 from stability.cli.common import (
     CliError,
     add_policy_arguments,
     add_workload_arguments,
     add_world_arguments,
+    flag_value,
     policy_from_args,
+    slot_seconds,
     workload_from_args,
     world_from_args,
 )
 from stability.jsonvalues import plain
-from stability.simulate import simulate, simulate_streams
+from stability.simulate import check_batch_size, simulate, simulate_streams
 
 HELP = "simulate one run and print its metrics"
 
@@ -42,11 +46,32 @@ def add_arguments(parser) -> None:
                         help="--stream: threads running replications side by side "
                              "(default: one per core)")
     parser.add_argument("--engine", choices=("fast", "reference"), default="fast")
-    parser.add_argument("--progress", action="store_true", help="progress bar (--stream)")
+    parser.add_argument("--progress", action="store_true",
+                        help="--stream: a progress bar from the start (without it, a run "
+                             "projected to take more than 30 s prints its estimate and then "
+                             "its progress)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
+def _check_flags(args) -> None:
+    """The numeric flags, named as the user typed them."""
+    flag_value(validation.memory, args.memory, "--memory")
+    if args.slots is not None:
+        flag_value(validation.slots, args.slots, "--slots")
+    flag_value(validation.seed, args.seed, "--seed")
+    flag_value(validation.integer, args.warmup, "--warmup", 0)
+    flag_value(validation.integer, args.replications, "--replications", 1)
+    if args.workers is not None:
+        flag_value(validation.integer, args.workers, "--workers", 1)
+    if args.seconds is not None:
+        flag_value(validation.positive, args.seconds, "--seconds")
+    if args.warmup and args.slots is not None and args.warmup >= args.slots:
+        raise CliError(f"--warmup {args.warmup} must be smaller than --slots {args.slots} "
+                       "(every slot would be left out of the metrics)")
+
+
 def run(args) -> int:
+    _check_flags(args)
     policy = policy_from_args(args)
     world = world_from_args(args)
     timed = world.get("clock") is not None and world["clock"].encode() is not None
@@ -59,8 +84,7 @@ def run(args) -> int:
         if args.stream:
             raise CliError("--stream draws its own arrivals; replay a --trace without it, "
                            "or give --rate or --load to resample its lengths")
-        requests = traces.load_trace(args.trace,
-                                     slot_seconds=args.slot_seconds or traces.DEFAULT_SLOT_SECONDS,
+        requests = traces.load_trace(args.trace, slot_seconds=slot_seconds(args),
                                      time_scale=args.time_scale)
         result = simulate(requests, policy, args.memory, horizon=args.slots, seed=args.seed,
                           engine=args.engine, warmup=args.warmup, **world)
@@ -71,7 +95,8 @@ def run(args) -> int:
             result = simulate_streams(
                 workload, policy, args.memory, slots, seed=args.seed,
                 replications=args.replications, workers=args.workers, warmup=args.warmup,
-                progress=args.progress, **{k: v for k, v in world.items() if k != "clock"})
+                progress=True if args.progress else None,
+                **{k: v for k, v in world.items() if k != "clock"})
         elif timed:
             if args.seconds is None:
                 raise CliError("a timed --clock with a workload needs --seconds (arrivals "
@@ -80,19 +105,37 @@ def run(args) -> int:
             result = simulate(requests, policy, args.memory, horizon=args.slots, seed=args.seed,
                               engine=args.engine, warmup=args.warmup, **world)
         else:
+            check_batch_size(workload, slots)
             result = simulate(workload.generate(slots, args.seed), policy, args.memory,
                               horizon=slots, seed=args.seed, engine=args.engine,
                               warmup=args.warmup, **world)
     metrics = result.metrics()
+    interrupted = bool(getattr(result, "interrupted", False))
+    rejected = getattr(result, "rejected", None)  # streams: arrivals with l + o > M
     if args.json:
         info = dict(vars(result.info))
+        if rejected is not None:
+            info["rejected"] = rejected
+        info["interrupted"] = interrupted
         print(json.dumps({"run": info, "metrics": plain(metrics.to_dict())}, indent=2))
     else:
         info = result.info
         print(f"policy {info.policy}, M = {info.memory}, seed {info.seed}, engine {info.engine}")
         print(f"world: eviction {info.eviction}, requeue {info.requeue}, block size "
               f"{info.block_size}, clock {info.clock}")
-        if getattr(result, "interrupted", False):
-            print("interrupted: the metrics cover the slots simulated before Ctrl-C")
+        if interrupted:
+            print(f"PARTIAL: interrupted by Ctrl-C after {metrics.slots} of "
+                  f"{info.horizon * max(args.replications, 1)} slots; the metrics cover "
+                  "those slots only")
+        if rejected:
+            print(f"rejected: {rejected} arrivals had l + o > M = {info.memory} and were "
+                  "never simulated (an unbounded length law)")
         print(metrics.table())
+    if rejected:
+        print(f"stability: warning: {rejected} arrivals were rejected (l + o > M = "
+              f"{result.info.memory}: they could never complete)", file=sys.stderr)
+    if interrupted:
+        print("stability: interrupted: the metrics above are partial (the slots simulated "
+              "before Ctrl-C)", file=sys.stderr)
+        return 130
     return 0

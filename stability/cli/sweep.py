@@ -12,6 +12,9 @@ from stability.sweep import Sweep, SweepError, load_config, run_sweep
 
 HELP = "run a grid of simulations into a results store (resumable)"
 
+CONNECT_SECONDS = 10
+"""How long ``--dask ADDRESS`` waits for the scheduler to answer."""
+
 
 def add_arguments(parser) -> None:
     """``stability sweep [--resume] CONFIG.toml``."""
@@ -73,7 +76,13 @@ def _executor_from_args(args):
         if args.workers is not None:
             raise ValueError("--workers applies to the local pool and --dask local; a Dask "
                              "scheduler's workers are set where they are started")
-        client = Client(args.dask)
+        try:
+            client = Client(args.dask, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError, ValueError) as err:
+            text = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"--dask {args.dask}: cannot reach a Dask scheduler there within "
+                             f"{CONNECT_SECONDS} s ({text}); start one with `dask scheduler` "
+                             "or use --dask local") from None
         close = client.close
     return client.get_executor(), close
 

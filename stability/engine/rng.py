@@ -1,7 +1,7 @@
 """Jitted random numbers: xoshiro256** streams and counter-based draws.
 
 Each source of randomness (arrivals, lengths, budgets) has its own stream, seeded from
-``numpy.random.SeedSequence`` (DESIGN 4).  Budgets are counter-based: the draw of slot t
+``numpy.random.SeedSequence`` (docs/model.md 5).  Budgets are counter-based: the draw of slot t
 is a pure function of (key, t), so it does not depend on how an engine steps through time.
 
 The functions take and return the four state words as scalars, so the kernels keep a
@@ -145,7 +145,7 @@ def geometric_gap(s0, s1, s2, s3, lam):
 
 @njit(cache=True, nogil=True)
 def budget(law, b, beta, key0, key1, t):
-    """B_t, the activation budget of slot t: a pure function of (key, t) (DESIGN 2)."""
+    """B_t, the activation budget of slot t: a pure function of (key, t) (docs/model.md 3.1)."""
     if law == BUDGET_DETERMINISTIC:
         return b
     s0, s1, s2, s3 = counter_state(key0, key1, t)

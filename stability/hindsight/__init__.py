@@ -1,6 +1,6 @@
 """The hindsight optimum: minimum total latency when every length is known in advance.
 
-Model (DESIGN 1, slot model, all lengths known in hindsight).  Request i has arrival slot
+Model (docs/model.md 1, slot model, all lengths known in hindsight).  Request i has arrival slot
 a_i, prompt l_i and decode o_i.  A *schedule* gives every request one start slot s_i >= a_i;
 the request decodes in slots s_i, ..., s_i + o_i - 1, completes in slot C_i = s_i + o_i - 1,
 and in slot t of that range holds
@@ -19,7 +19,7 @@ kept runs are unchanged) and every completion slot is unchanged, so the latencie
 Hence restricting to one contiguous run per request loses nothing.  This is the integer
 program of Jaillet et al., "Online Scheduling for LLM Inference with KV Cache Constraints"
 (arXiv 2502.07115), whose hindsight-optimal benchmark chooses one start time per request
-subject to one memory constraint per time step; here it is written in DESIGN 1's slot
+subject to one memory constraint per time step; here it is written in docs/model.md 1's slot
 model (a request holds l + g + 1 tokens while decoding its (g+1)-th token, and its memory
 is free in the slot after its completion slot).
 

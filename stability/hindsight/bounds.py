@@ -74,7 +74,7 @@ def _volume_bound(a: np.ndarray, o: np.ndarray, w: np.ndarray, memory: int) -> i
 def memory_volume_lower_bound(requests: Requests, memory: int) -> int:
     """Claim V (memory-volume bound on the total latency).
 
-    Let w_i = l_i o_i + o_i (o_i + 1) / 2 (DESIGN 1), W_k the sum of the k smallest w_i,
+    Let w_i = l_i o_i + o_i (o_i + 1) / 2 (docs/model.md 1), W_k the sum of the k smallest w_i,
     e_(k) the k-th smallest of a_i + o_i - 1 and a_min = min_i a_i.  Every feasible
     schedule (with or without eviction) has
 

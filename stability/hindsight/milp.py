@@ -199,16 +199,22 @@ def hindsight_optimum(requests: Requests, memory: int, horizon: int | None = Non
 
     Parameters
     ----------
-    requests : the requests (a, l, o); class ids are ignored.
-    memory : M, the KV capacity in tokens (integer >= 2, and l_i + o_i <= M for every i).
-    horizon : requests must complete in slots 0..horizon-1.  None uses the safe horizon
+    requests : Requests
+        The requests (a, l, o); class ids are ignored.
+    memory : int
+        M, the KV capacity in tokens (integer >= 2, and l_i + o_i <= M for every i).
+    horizon : int or None
+        Requests must complete in slots 0..horizon-1.  None uses the safe horizon
         max a + sum o of Lemma H, so the result is the unrestricted optimum.  A shorter
         horizon gives the optimum among schedules completing within it (possibly
         "infeasible"); ``horizon_certified`` tells whether it is also the unrestricted one.
-    time_limit : seconds for HiGHS; on expiry the best schedule and a lower bound are
+    time_limit : float
+        Seconds for HiGHS; on expiry the best schedule and a lower bound are
         returned with status "time_limit".
-    symmetry_breaking : add (IP-sym), s_i <= s_j for identical requests i < j.
-    clique_rows : add (IP-clique), at most one request above M/2 tokens per slot.
+    symmetry_breaking : bool
+        Add (IP-sym), s_i <= s_j for identical requests i < j.
+    clique_rows : bool
+        Add (IP-clique), at most one request above M/2 tokens per slot.
 
     The variables of request j are restricted to starts s in [a_j, last_j] with
     last_j = min(H - o_j, a_j + U - LB(-j) - o_j) (Lemmas H and W), U the cost of

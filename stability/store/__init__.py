@@ -12,8 +12,14 @@ from stability.store.storage import (
     flatten_metrics,
     load,
 )
-from stability.store.summary import DEFAULT_SUMMARY_METRICS, format_summary, summarize
+from stability.store.summary import (
+    DEFAULT_SUMMARY_METRICS,
+    format_summary,
+    summarize,
+    summary_records,
+    write_summary_csv,
+)
 
 __all__ = ["ResultStore", "flatten_metrics", "load", "export_csv", "summarize",
-           "format_summary", "APPLICATION_ID", "COLUMNS", "METRIC_COLUMNS", "PARAM_COLUMNS", "POINT_COLUMNS",
+           "format_summary", "summary_records", "write_summary_csv", "APPLICATION_ID", "COLUMNS", "METRIC_COLUMNS", "PARAM_COLUMNS", "POINT_COLUMNS",
            "SCHEMA_VERSION", "DEFAULT_SUMMARY_METRICS"]

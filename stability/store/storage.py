@@ -55,7 +55,7 @@ PARAM_COLUMNS = {
     "prompt": "TEXT",
     "decode": "TEXT",
     "source": "TEXT",  # azure workloads: "trace" or "synthetic"
-    "total_rate": "REAL",  # lambda = sum_k lambda_k actually simulated, arrivals per slot
+    "total_rate": "REAL",  # lambda = sum_k lambda_k simulated: per slot (per second, timed)
     "offered_load": "REAL",  # sum_k lambda_k E[w_k] / M (Prop. 3.2 needs <= 1)
     "num_classes": "INTEGER",
     "policy_kind": "TEXT NOT NULL",
@@ -173,10 +173,39 @@ def _check_header(path: Path) -> None:
                             f"version of stability reads version {SCHEMA_VERSION}")
 
 
+def _unwritable(path: Path, err) -> ValueError:
+    """A store that cannot be created or written where it is, as one line."""
+    why = getattr(err, "strerror", None) or str(err)
+    return ValueError(f"{path}: cannot write a results store there ({why}); choose a "
+                      "writable place (--db PATH)")
+
+
+def _why_unwritable(directory: Path) -> str:
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return "Read-only file system"
+    except (OSError, AttributeError):
+        pass
+    return "the directory is not writable"
+
+
 def _create(path: Path) -> None:
     """Create an empty store at ``path`` atomically: built aside, then hard-linked into
-    place, which fails rather than replace a file that appeared meanwhile."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    place, which fails rather than replace a file that appeared meanwhile.  A place that
+    cannot be written is a ValueError naming it, and nothing is left behind."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _unwritable(path, err) from None
+    if not os.access(path.parent, os.W_OK):
+        raise _unwritable(path, OSError(30, _why_unwritable(path.parent)))
+    try:
+        _build(path)
+    except (OSError, sqlite3.OperationalError) as err:
+        raise _unwritable(path, err) from None
+
+
+def _build(path: Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.creating")
     for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
         leftover.unlink(missing_ok=True)
@@ -205,9 +234,15 @@ class ResultStore:
 
     Parameters
     ----------
-    path : the database file.
-    create : create the file if it does not exist (else a missing file is an error).
-    readonly : open for reading only (no checks that need writing).
+    path : str or pathlib.Path
+        The database file.
+    create : bool
+        Create the file if it does not exist (else a missing file is an error).
+    readonly : bool
+        Open for reading only (no checks that need writing).  A store on a read-only
+        file system (or in a directory this process cannot write) is read in SQLite's
+        immutable mode, unless its write-ahead log holds rows not yet checkpointed
+        (then the error says to copy the store and its ``-wal`` file elsewhere).
 
     Only files that carry this store's header are opened; see the module docstring.
     """
@@ -221,16 +256,52 @@ class ResultStore:
         elif self.path.is_dir():
             raise _refuse(self.path, "a directory")
         _check_header(self.path)
-        uri = self.path.resolve().as_uri() + ("?mode=ro" if readonly else "?mode=rw")
-        try:
-            self._conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
-        except sqlite3.Error as err:
-            raise _refuse(self.path, f"cannot be opened ({err})") from None
+        self.readonly = readonly
+        if readonly:
+            self._conn = self._open_readonly()
+            return
+        if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+            raise ValueError(f"{self.path}: the results store is read-only here (it can be "
+                             "read, e.g. with `stability results`, but not written); copy it "
+                             "to a writable place to add runs")
+        self._conn = self._connect("mode=rw")
         try:
             self._validate(readonly)
         except BaseException:
             self._conn.close()
             raise
+
+    def _connect(self, query: str):
+        uri = self.path.resolve().as_uri() + "?" + query
+        try:
+            return sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as err:
+            raise _refuse(self.path, f"cannot be opened ({err})") from None
+
+    def _open_readonly(self):
+        """Read-only, or immutable where SQLite cannot create the shared-memory file a
+        WAL reader needs (a read-only file system or directory)."""
+        conn = self._connect("mode=ro")
+        self._conn = conn
+        try:
+            self._validate(True)
+            return conn
+        except ValueError:
+            conn.close()
+            if os.access(self.path.parent, os.W_OK):
+                raise
+        wal = Path(f"{self.path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise ValueError(f"{self.path}: the store is on a read-only file system and its "
+                             f"write-ahead log {wal.name} holds rows not yet merged into it; "
+                             "copy both files to a writable place to read them")
+        self._conn = self._connect("mode=ro&immutable=1")
+        try:
+            self._validate(True)
+        except BaseException:
+            self._conn.close()
+            raise
+        return self._conn
 
     def _validate(self, readonly: bool) -> None:
         conn = self._conn
@@ -243,6 +314,8 @@ class ResultStore:
                 raise _refuse(self.path, f"corrupt database ({'; '.join(problems[:3])})")
             names = [r[1] for r in conn.execute("PRAGMA table_info(runs)")]
             sweep_names = [r[1] for r in conn.execute("PRAGMA table_info(sweeps)")]
+        except sqlite3.OperationalError as err:  # cannot open or lock: not a damaged file
+            raise ValueError(f"{self.path}: cannot be read ({err})") from None
         except sqlite3.DatabaseError as err:
             raise _refuse(self.path, f"corrupt database ({err})") from None
         missing = [c for c in ("key", *PARAM_COLUMNS, *_OTHER_COLUMNS) if c not in names]
@@ -252,12 +325,18 @@ class ResultStore:
         self._columns = names
 
     # -- writing -----------------------------------------------------------------------
+    def _writable(self) -> None:
+        if self.readonly:
+            raise ValueError(f"{self.path}: opened read-only; open it with readonly=False "
+                             "to add runs")
+
     def add(self, row: dict) -> bool:
         """Insert one finished run in its own transaction; False if its key was present.
 
         ``row`` holds ``key``, the parameter columns, ``metrics`` (a flat dict, see
         :func:`flatten_metrics`), ``seconds``; metric columns are filled from ``metrics``.
         """
+        self._writable()
         values = {name: row.get(name) for name in PARAM_COLUMNS}
         values["key"] = row["key"]
         metrics = row["metrics"]
@@ -275,6 +354,7 @@ class ResultStore:
 
     def record_sweep(self, name: str, fingerprint: str, config: dict, version: str) -> None:
         """Remember that sweep ``name`` with this configuration wrote to the store."""
+        self._writable()
         with self._transaction():
             self._conn.execute(
                 "INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, ?, ?)",
@@ -400,7 +480,10 @@ def export_csv(path, out, expand: bool = True) -> int:
     columns = load(path, expand=expand)
     names = [n for n in columns if n != "metrics"] if expand else list(columns)
     n = len(columns["key"]) if columns else 0
-    handle = sys.stdout if str(out) == "-" else open(out, "w", newline="")
+    try:
+        handle = sys.stdout if str(out) == "-" else open(out, "w", newline="")
+    except OSError as err:
+        raise ValueError(f"{out}: cannot write the CSV file ({err.strerror or err})") from None
     try:
         writer = csv.writer(handle)
         writer.writerow(names)

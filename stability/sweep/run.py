@@ -42,20 +42,32 @@ def run_task(task: Task) -> dict:
     workload = task.workload.build(task.memory)
     policy = task.policy
     world = task.world.kwargs()
-    if task.engine == "batch":
+    total_rate = workload.total_rate
+    if task.world.timed:  # the same fraction of the critical rate, per second
+        from stability.theory.clocked import critical_rate_seconds
+
+        clock = task.world.clock_object()
+        crit = critical_rate_seconds(workload, task.memory, clock)
+        total_rate = workload.total_rate * crit.per_second / crit.per_iteration
+        requests = workload.with_total_rate(total_rate).generate_timed(
+            task.slots * crit.iteration_seconds, task.seed)
+        result = simulate(requests, policy, task.memory, horizon=task.slots, seed=task.seed,
+                          warmup=task.warmup, clock=clock, **world)
+        rejected = 0
+    elif task.engine == "batch":
         requests = workload.generate(task.slots, task.seed)
         result = simulate(requests, policy, task.memory, horizon=task.slots, seed=task.seed,
                           warmup=task.warmup, **world)
         rejected = 0
     else:
         result = simulate_stream(workload, policy, task.memory, task.slots, seed=task.seed,
-                                 warmup=task.warmup, **world)
+                                 warmup=task.warmup, progress=False, **world)
         if result.interrupted:
             raise RuntimeError("the streaming run was interrupted; it is not stored")
         rejected = result.rejected
     metrics = flatten_metrics(result.metrics())
     metrics["rejected"] = int(rejected)
-    return {"metrics": metrics, "total_rate": workload.total_rate,
+    return {"metrics": metrics, "total_rate": total_rate,
             "offered_load": workload.mean_kv_load() / task.memory,
             "num_classes": workload.num_classes, "seconds": time.perf_counter() - began}
 
@@ -115,18 +127,26 @@ def _stop_local(executor: Executor) -> None:
 
 def run_sweep(sweep: Sweep, store, executor: Executor | None = None,
               workers: int | None = None, progress: bool | None = None,
-              max_in_flight: int | None = None) -> SweepReport:
+              max_in_flight: int | None = None, on_result=None) -> SweepReport:
     """Run every task of ``sweep`` not yet in ``store`` and store each result as it arrives.
 
     Parameters
     ----------
-    sweep : the sweep.
-    store : an open :class:`stability.store.ResultStore` or a path (created if missing).
-    executor : any ``concurrent.futures.Executor`` (e.g. ``Client.get_executor()`` of Dask
+    sweep : Sweep
+        The sweep.
+    store : ResultStore, str or pathlib.Path
+        An open :class:`stability.store.ResultStore` or a path (created if missing).
+    executor : Executor or None
+        Any ``concurrent.futures.Executor`` (e.g. ``Client.get_executor()`` of Dask
         ``distributed``); None makes a local process pool of ``workers`` processes.
-    progress : a tqdm bar on stderr (None: only when stderr is a terminal).
-    max_in_flight : runs submitted ahead (default four per worker; 256 for an executor
+    progress : bool or None
+        A tqdm bar on stderr (None: only when stderr is a terminal).
+    max_in_flight : int or None
+        Runs submitted ahead (default four per worker; 256 for an executor
         passed in), which bounds memory and the work lost to an interruption.
+    on_result : callable or None
+        Called with no argument after each run finishes (stored or failed), e.g. to
+        report progress elsewhere.
 
     Runs that raise are reported in the result (and not stored); a dead worker
     (:class:`SweepError`) or an interruption stops the sweep with every finished row
@@ -180,6 +200,8 @@ def run_sweep(sweep: Sweep, store, executor: Executor | None = None,
                         raise
                     except Exception as err:  # a failing run must not stop the others
                         failed.append((task, f"{type(err).__name__}: {err}"))
+                        if on_result is not None:
+                            on_result()
                         continue
                     row = task.columns()
                     row.update(key=task.key, metrics=out["metrics"], seconds=out["seconds"],
@@ -187,6 +209,8 @@ def run_sweep(sweep: Sweep, store, executor: Executor | None = None,
                                num_classes=out["num_classes"])
                     added += store.add(row)
                     bar.update(1)
+                    if on_result is not None:
+                        on_result()
             clean = True
         except BrokenExecutor as err:
             raise SweepError(

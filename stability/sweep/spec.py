@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product
 from pathlib import Path
 
@@ -32,6 +32,7 @@ import numpy as np
 from stability import validation
 from stability.engine.codes import EVICTION_RULES, REQUEUE_RULES
 from stability.policies import Policy, from_spec, policy_class
+from stability.simulate import check_batch_size, check_stream_size
 from stability.workload.spec import WorkloadSpec
 
 __all__ = ["WorldSpec", "Sweep", "Task", "load_config", "task_seed", "ENGINES", "canonical"]
@@ -64,11 +65,22 @@ def _prefixed(path: str, call, *args):
 
 @dataclass(frozen=True)
 class WorldSpec:
-    """The rules of a run beyond its policy; None means the policy's default."""
+    """The rules of a run beyond its policy; None means the policy's default.
+
+    ``clock`` is a clock text of :func:`stability.clock.parse_clock` (``unit``, ``jaillet``,
+    ``li-dai-peng``, ``linear:C0,C_SEQ,C_CTX,C_PREFILL``, ``profile:CSV``).  Under a timed
+    clock a run keeps its workload's fraction of the critical rate: a workload at total
+    rate lambda per slot (lambda* = M / E[w]) arrives at lambda lambda*_s / lambda* requests
+    per second, lambda*_s the critical rate per second (``stability.theory.clocked``);
+    arrivals are drawn over ``slots`` d* seconds (d* the iteration of a full memory), the
+    horizon stays ``slots`` iterations, and only the batch engine runs timed clocks.
+    """
 
     eviction: str | None = None
     requeue: str | None = None
     block_size: int | None = None
+    clock: str | None = None
+    _clock: object = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.eviction is not None:
@@ -78,21 +90,39 @@ class WorldSpec:
         if self.block_size is not None:
             object.__setattr__(self, "block_size",
                                validation.integer("block_size", self.block_size, 1))
+        if self.clock is not None:
+            if not isinstance(self.clock, str):
+                raise ValueError(f"clock must be a clock text such as 'jaillet' or "
+                                 f"'linear:C0,C_SEQ,C_CTX,C_PREFILL', got {self.clock!r}")
+            from stability.clock import parse_clock
+
+            # parsed now (a bad clock fails before any run) and once (a profile is fitted)
+            object.__setattr__(self, "_clock", parse_clock(self.clock))
+
+    def clock_object(self):
+        """The parsed clock, or None."""
+        return self._clock
+
+    @property
+    def timed(self) -> bool:
+        clock = self.clock_object()
+        return clock is not None and clock.encode() is not None
 
     @classmethod
     def from_dict(cls, table: dict, path: str = "world") -> "WorldSpec":
         if not isinstance(table, dict):
             raise ValueError(f"{path}: must be a table, got {table!r}")
-        _check_keys(path, table, ("eviction", "requeue", "block_size"))
+        _check_keys(path, table, ("eviction", "requeue", "block_size", "clock"))
         return _prefixed(path, lambda: cls(**table))
 
     def to_dict(self) -> dict:
         return {k: v for k, v in (("eviction", self.eviction), ("requeue", self.requeue),
-                                  ("block_size", self.block_size)) if v is not None}
+                                  ("block_size", self.block_size), ("clock", self.clock))
+                if v is not None}
 
     def kwargs(self) -> dict:
-        """Keyword arguments of ``simulate`` / ``simulate_stream``."""
-        return self.to_dict()
+        """Keyword arguments of ``simulate`` / ``simulate_stream`` (the clock apart)."""
+        return {k: v for k, v in self.to_dict().items() if k != "clock"}
 
 
 def task_seed(root_seed: int, workload: WorkloadSpec, replication: int) -> int:
@@ -194,7 +224,8 @@ class Sweep:
         set_("replications", _prefixed("sweep", validation.integer, "replications",
                                        self.replications, 1))
         set_("root_seed", _prefixed("sweep", validation.integer, "root_seed", self.root_seed, 0))
-        set_("slots", _prefixed("sweep", validation.integer, "slots", self.slots, 1))
+        set_("slots", _prefixed("sweep", validation.integer, "slots", self.slots, 1,
+                                validation.MAX_SLOTS, False, True))  # 1e6 in TOML is a float
         set_("warmup", _prefixed("sweep", validation.integer, "warmup", self.warmup, 0))
         if self.warmup >= self.slots:
             raise ValueError(f"sweep.warmup: {self.warmup} must be smaller than sweep.slots "
@@ -208,6 +239,9 @@ class Sweep:
         set_("workloads", _expand(self.workloads, "workload", _workload))
         set_("policies", _expand(self.policies, "policy", _policy))
         set_("worlds", _expand(self.worlds, "world", _world))
+        if self.engine == "stream" and any(w.timed for w in self.worlds):
+            raise ValueError("sweep.engine: a timed world clock runs on the batch engine only; "
+                             "set engine = \"batch\"")
         self._check_combinations()
 
     @property
@@ -229,6 +263,13 @@ class Sweep:
                 raise ValueError(f"sweep.memory: M={m} is smaller than the longest request "
                                  f"of workload[{i}] (l + o up to {int(longest)}), which "
                                  "could never complete")
+            try:  # what one run would allocate, before any run starts
+                if self.engine == "batch":
+                    check_batch_size(workload, self.slots)
+                else:
+                    check_stream_size(workload)
+            except ValueError as err:
+                raise ValueError(f"sweep.slots: workload[{i}]: {err}") from None
             for j, p in enumerate(self.policies):
                 try:
                     p.encode(m, workload.num_classes)
@@ -367,8 +408,9 @@ def load_config(path) -> Sweep:
         kind = "flow"
         budget = 12
 
-        [[world]]                 # optional: eviction, requeue, block_size
+        [[world]]                 # optional: eviction, requeue, block_size, clock
         eviction = ["restart", "recompute"]
+        clock = "jaillet"         # timed: rates read against lambda* per second
 
     Errors name the file and the key, e.g. ``policy[2].kind: kind must be one of ...``.
     """

@@ -1,4 +1,4 @@
-"""Theory of DESIGN section 3: conditions, moments, overflow bounds, exact tails, tuning.
+"""Theory of docs/model.md section 3: conditions, moments, overflow bounds, exact tails, tuning.
 
 Modules, each named for what it holds:
 
@@ -11,10 +11,12 @@ Modules, each named for what it holds:
 ``exact_tail``   the exact tail P(U > m) by FFT (beyond the paper)
 ``effective``    loss-rate bound, effective activation rate, corrected window (issue 16)
 ``tuning``       budget window and budget tuner (beyond the paper)
+``clocked``      the critical rate in requests per second under a timed clock
 ``report``       ``analyze(workload, memory, ...)``: everything above in one report
 """
 
 from stability.theory.budget import UNTHROTTLED, Budget, PerClassBudget
+from stability.theory.clocked import CriticalSeconds, critical_rate_seconds
 from stability.theory.conditions import (
     alg1_condition,
     alg1_peak_demand,
@@ -58,5 +60,6 @@ __all__ = [
     "loss_rate_bound",
     "demand_mean", "demand_variance", "mean_memory_time", "mean_memory_time_mix",
     "chernoff_rate", "compound_poisson_prediction", "kappa", "kappa_geometric", "overflow_bound",
+    "CriticalSeconds", "critical_rate_seconds",
     "AnalysisReport", "analyze", "best_budget", "budget_window", "tune_budget",
 ]

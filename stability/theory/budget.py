@@ -28,12 +28,14 @@ UNTHROTTLED = "unthrottled"
 
 @dataclass(frozen=True)
 class PerClassBudget:
-    """Alg. 1's budgets: b_k activations of class k per slot (ClassBudgets, DESIGN 2).
+    """Alg. 1's budgets: b_k activations of class k per slot (ClassBudgets, docs/model.md 4.1).
 
     Parameters
     ----------
-    budgets : one budget per class, b_k (integers for ``law="deterministic"``).
-    law : law of each class budget (the paper's Alg. 1 is deterministic).
+    budgets : tuple
+        One budget per class, b_k (integers for ``law="deterministic"``).
+    law : str
+        Law of each class budget (the paper's Alg. 1 is deterministic).
     """
 
     budgets: tuple

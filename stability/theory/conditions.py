@@ -1,4 +1,4 @@
-"""Stability conditions of DESIGN 3: Prop. 3.2, inequality (2) / Thm 3.3, Lindley queues.
+"""Stability conditions of docs/model.md 3.2: Prop. 3.2, inequality (2) / Thm 3.3, Lindley queues.
 
 * Prop. 3.2 (necessary, any scheduler): sum_k lambda_k E[w_k] <= M.  Each completion
   consumes at least w memory-slots and at most M are available per slot.
@@ -17,6 +17,7 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 from scipy.stats import poisson
 
+from stability import validation
 from stability.theory.budget import Budget, PerClassBudget, as_budget, class_mix
 from stability.theory.moments import mean_memory_time
 from stability.workload import Deterministic, Workload
@@ -28,9 +29,8 @@ __all__ = [
 
 
 def _check_memory(memory) -> int:
-    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
-    return int(memory)
+    """M, the KV capacity in tokens: the one rule of :func:`stability.validation.memory`."""
+    return validation.memory(memory)
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,16 @@ class NecessaryCondition:
 
     Attributes
     ----------
-    load : sum_k lambda_k E[w_k], token-slots of KV demand arriving per slot.
-    memory : M, tokens.
-    utilisation : load / M.
-    holds : load <= M (necessary; the boundary itself is not claimed stable).
-    strict : load < M (the budget window is non-empty).
+    load : float
+        sum_k lambda_k E[w_k], token-slots of KV demand arriving per slot.
+    memory : int
+        M, tokens.
+    utilisation : float
+        load / M.
+    holds : bool
+        load <= M (necessary; the boundary itself is not claimed stable).
+    strict : bool
+        load < M (the budget window is non-empty).
     """
 
     load: float
@@ -108,12 +113,18 @@ class Alg1Condition:
 
     Attributes
     ----------
-    peak : sum_k b_k w_k (exact for deterministic lengths, else the worst-case bound).
-    memory : M.
-    inequality_2 : peak <= M (no overflow, ever).
-    budgets_exceed_rates : b_k > lambda_k for every class.
-    stable : both (Thm 3.3: positive recurrent class queues).
-    exact_lengths : every class has deterministic prompt and decode lengths.
+    peak : float
+        sum_k b_k w_k (exact for deterministic lengths, else the worst-case bound).
+    memory : int
+        M.
+    inequality_2 : bool
+        peak <= M (no overflow, ever).
+    budgets_exceed_rates : bool
+        b_k > lambda_k for every class.
+    stable : bool
+        Both (Thm 3.3: positive recurrent class queues).
+    exact_lengths : bool
+        Every class has deterministic prompt and decode lengths.
     """
 
     peak: float
@@ -149,13 +160,19 @@ class LindleyMean:
 
     Attributes
     ----------
-    arrival_rate : lambda, Poisson arrivals per slot.
-    budget : description of B.
-    mean_queue : E[Q], requests waiting after the admission step (inf if lambda >= E[B]).
-    mean_delay : E[Q] / lambda, mean slots from arrival to first activation (Little's law:
+    arrival_rate : float
+        lambda, Poisson arrivals per slot.
+    budget : str
+        Description of B.
+    mean_queue : float
+        E[Q], requests waiting after the admission step (inf if lambda >= E[B]).
+    mean_delay : float
+        E[Q] / lambda, mean slots from arrival to first activation (Little's law:
         a request that waits d slots is counted in d end-of-admission queues).
-    terms : lattice size of the FFT (method "fft") or terms of the series ("series").
-    truncation_bound : change at the last doubling ("fft") or Chernoff bound on the
+    terms : int
+        Lattice size of the FFT (method "fft") or terms of the series ("series").
+    truncation_bound : float
+        Change at the last doubling ("fft") or Chernoff bound on the
         neglected terms ("series").
     """
 

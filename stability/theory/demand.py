@@ -1,6 +1,6 @@
 """The saturated, eviction-free KV demand U of Alg. 2 and its log-MGF Lambda(theta).
 
-DESIGN 3 (*reconstruction* of the paper's Alg. 2 overflow bound): a request activated a
+docs/model.md 3.2 (*reconstruction* of the paper's Alg. 2 overflow bound): a request activated a
 slots ago contributes X(a) = (l + a + 1) 1{o > a}; with B_{t-a} activations in slot t - a,
 
     U = sum_{a >= 0} sum_{i=1..B_{t-a}} X_i(a),        E[U] = E[B] E[w],
@@ -56,11 +56,16 @@ class ClassTable:
 
     Attributes
     ----------
-    weight : probability that an activation of the stream is of this class.
-    prompt_values : tuple over residues r of int arrays, ceil((l + r)/h) (h = 1: l).
-    prompt_log_probs : tuple over residues of float arrays, log P(value).
-    survival : float array (ages,), P(o > a) for the stream's tabulated ages.
-    geometric_q : 1 - p if o is unbounded geometric (P(o > a) = q^a beyond the table).
+    weight : float
+        Probability that an activation of the stream is of this class.
+    prompt_values : tuple
+        tuple over residues r of int arrays, ceil((l + r)/h) (h = 1: l).
+    prompt_log_probs : tuple
+        tuple over residues of float arrays, log P(value).
+    survival : numpy.ndarray
+        float array (ages,), P(o > a) for the stream's tabulated ages.
+    geometric_q : float or None
+        1 - p if o is unbounded geometric (P(o > a) = q^a beyond the table).
     """
 
     weight: float
@@ -120,16 +125,21 @@ def _lattice_prompt(values: np.ndarray, probs: np.ndarray, unit: int, rounding: 
 
 
 class DemandModel:
-    """U (DESIGN 3) for a workload and a budget, optionally on a coarser lattice.
+    """U (docs/model.md 3.2) for a workload and a budget, optionally on a coarser lattice.
 
     Parameters
     ----------
-    workload : the request classes (rates give the class mix under flow control).
-    budget : a number (deterministic b), :class:`Budget`, :class:`PerClassBudget`, a
+    workload : Workload
+        The request classes (rates give the class mix under flow control).
+    budget : float, Budget, PerClassBudget or FlowControl
+        A number (deterministic b), :class:`Budget`, :class:`PerClassBudget`, a
         FlowControl/ClassBudgets policy, or ``"unthrottled"`` (Poisson(lambda) activations).
-    unit : lattice unit h in tokens (1 = exact).
-    rounding : "up" (conservative, h U >= U) or "down" (h U <= U); ignored when unit = 1.
-    ages : tabulate at least this many ages (used by :mod:`exact_tail` to push the
+    unit : int
+        Lattice unit h in tokens (1 = exact).
+    rounding : str
+        "up" (conservative, h U >= U) or "down" (h U <= U); ignored when unit = 1.
+    ages : int or None
+        Tabulate at least this many ages (used by :mod:`exact_tail` to push the
         geometric cut further out when a strong tilt needs it).
     """
 

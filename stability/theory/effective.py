@@ -1,6 +1,6 @@
 """The effective activation rate of Alg. 2 and the corrected budget window (issue 16).
 
-The budget window (lambda, M / E[w]) of DESIGN 3 is not sufficient for stability: a request
+The budget window (lambda, M / E[w]) of docs/model.md 3.2 is not sufficient for stability: a request
 that is admitted and removed in the same slot (a bounce) or evicted later goes back to the
 queue, so the queue drains at the *effective* activation rate E[B] - r_loss, where r_loss
 is the rate of bounces and evictions, not at E[B].  Measured on the Section 4.1 classes
@@ -8,7 +8,7 @@ with b = 12, r_loss = 0.41 per slot in saturation, more than the margin E[B] - l
 at 3.9 per class, and the queue grows (docs/theory_region.md).
 
 Proposition (effective-rate condition; proof sketch in docs/theory_region.md).  Let U be
-the saturated, eviction-free demand of DESIGN 3 for the budget law and the class mix,
+the saturated, eviction-free demand of docs/model.md 3.2 for the budget law and the class mix,
 h = l_min + 1 (every removal frees at least l + 1 >= h tokens), and
 
     r_bar = E[ceil((U - M)^+ / h)] = sum_{k >= 0} P(U > M + k h)
@@ -51,6 +51,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from stability import validation
 from stability.theory.budget import Budget, as_budget, class_mix
 from stability.theory.demand import DemandModel
 from stability.theory.moments import mean_memory_time_mix
@@ -80,9 +81,8 @@ FRESH_LENGTH_NOTE = (
 
 
 def _check_memory(memory) -> int:
-    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
-    return int(memory)
+    """M, the KV capacity in tokens: the one rule of :func:`stability.validation.memory`."""
+    return validation.memory(memory)
 
 
 def _check_method(method) -> str:
@@ -117,20 +117,32 @@ class LossBound:
 
     Attributes
     ----------
-    budget : description of the budget.
-    mean_budget : E[B], activations per slot.
-    memory : M, tokens.
-    removal_unit : h = l_min + 1, tokens freed at least by one removal.
-    overflow : bound on the per-slot overflow probability used (exp(-I(M)) for
+    budget : str
+        Description of the budget.
+    mean_budget : float
+        E[B], activations per slot.
+    memory : int
+        M, tokens.
+    removal_unit : int
+        h = l_min + 1, tokens freed at least by one removal.
+    overflow : float
+        Bound on the per-slot overflow probability used (exp(-I(M)) for
         ``"chernoff"``, the FFT P(U > M) for ``"exact"``).
-    removals_per_overflow : 1 / (1 - exp(-theta* h)) (``"chernoff"``) or r_bar / overflow
+    removals_per_overflow : float
+        1 / (1 - exp(-theta* h)) (``"chernoff"``) or r_bar / overflow
         (``"exact"``): the bound on removals per overflowing slot behind r_bar.
-    loss : r_bar, removals (bounces + evictions) per slot; inf when E[U] >= M.
-    effective_rate : E[B] - r_bar, a lower bound on the saturated completion rate.
-    method : "chernoff" or "exact".
-    levels : levels of the FFT tail used (exact), 0 otherwise.
-    spacing : s, tokens between those levels (exact), 0 otherwise.
-    remainder : Chernoff bound of the part of the sum beyond the last level (exact).
+    loss : float
+        r_bar, removals (bounces + evictions) per slot; inf when E[U] >= M.
+    effective_rate : float
+        E[B] - r_bar, a lower bound on the saturated completion rate.
+    method : str
+        "chernoff" or "exact".
+    levels : int
+        Levels of the FFT tail used (exact), 0 otherwise.
+    spacing : int
+        s, tokens between those levels (exact), 0 otherwise.
+    remainder : float
+        Chernoff bound of the part of the sum beyond the last level (exact).
     """
 
     budget: str
@@ -169,12 +181,18 @@ def loss_rate_bound(workload: Workload, budget, memory: int, method: str = "cher
 
     Parameters
     ----------
-    workload : request classes (flow control: one FIFO queue, class mix lambda_k / lambda).
-    budget : a flow-control budget (number = deterministic b, Budget, FlowControl policy).
-    memory : M, tokens.
-    method : "chernoff" (closed form from the overflow bound) or "exact" (FFT tail).
-    model : a prebuilt unit-1 DemandModel of the same workload and budget.
-    max_levels : at most this many FFT tail levels (exact); more levels, a tighter bound.
+    workload : Workload
+        Request classes (flow control: one FIFO queue, class mix lambda_k / lambda).
+    budget : float, Budget, PerClassBudget or FlowControl
+        A flow-control budget (number = deterministic b, Budget, FlowControl policy).
+    memory : int
+        M, tokens.
+    method : str
+        "chernoff" (closed form from the overflow bound) or "exact" (FFT tail).
+    model : DemandModel or None
+        A prebuilt unit-1 DemandModel of the same workload and budget.
+    max_levels : int
+        At most this many FFT tail levels (exact); more levels, a tighter bound.
     """
     memory = _check_memory(memory)
     if isinstance(max_levels, bool) or not isinstance(max_levels, int) or max_levels < 1:
@@ -226,22 +244,32 @@ class CorrectedWindow:
 
     Attributes
     ----------
-    law : budget law.
-    arrival_rate : lambda, total arrivals per slot.
-    reconstructed : (lambda, M / E[w]), the window of DESIGN 3 (necessary for the mean
+    law : str
+        Budget law.
+    arrival_rate : float
+        lambda, total arrivals per slot.
+    reconstructed : tuple
+        (lambda, M / E[w]), the window of docs/model.md 3.2 (necessary for the mean
         demand, not sufficient).
-    low, high : the certified ends of the corrected window: every beta in [low, high] (every
+    low, high : float
+        The certified ends of the corrected window: every beta in [low, high] (every
         integer, for deterministic budgets) has beta - r_bar(beta) > lambda and
         lambda < beta < M / E[w]; found to ``resolution`` (the true ends lie within one
         resolution step outside).  nan when empty.
-    nonempty : some budget of this law satisfies the condition.
-    best_budget : beta maximising beta - r_bar(beta) over the window (an integer for
+    nonempty : bool
+        Some budget of this law satisfies the condition.
+    best_budget : float
+        beta maximising beta - r_bar(beta) over the window (an integer for
         deterministic budgets).
-    best_effective_rate : that maximum, the largest total arrival rate the condition
+    best_effective_rate : float
+        That maximum, the largest total arrival rate the condition
         certifies for this law (with this class mix).
-    method : how r_bar was evaluated.
-    evaluations : number of r_bar evaluations.
-    note : what the window means.
+    method : str
+        How r_bar was evaluated.
+    evaluations : int
+        Number of r_bar evaluations.
+    note : str
+        What the window means.
     """
 
     law: str
@@ -367,14 +395,22 @@ class EffectiveRate:
 
     Attributes
     ----------
-    arrival_rate : lambda.
-    mean_budget : E[B].
-    margin : E[B] - lambda (what the reconstructed window asks to be positive).
-    loss : the LossBound (r_bar).
-    effective_rate : E[B] - r_bar.
-    holds : lambda < E[B] - r_bar (the corrected sufficient condition).
-    in_reconstructed_window : lambda < E[B] < M / E[w].
-    loss_eats_margin : inside the reconstructed window but r_bar >= margin.
+    arrival_rate : float
+        lambda.
+    mean_budget : float
+        E[B].
+    margin : float
+        E[B] - lambda (what the reconstructed window asks to be positive).
+    loss : LossBound
+        The LossBound (r_bar).
+    effective_rate : float
+        E[B] - r_bar.
+    holds : bool
+        lambda < E[B] - r_bar (the corrected sufficient condition).
+    in_reconstructed_window : bool
+        lambda < E[B] < M / E[w].
+    loss_eats_margin : bool
+        Inside the reconstructed window but r_bar >= margin.
     """
 
     arrival_rate: float
@@ -413,12 +449,17 @@ class CertifiedRate:
 
     Attributes
     ----------
-    law : budget law.
-    rate : max over beta in (0, M / E[w]) of beta - r_bar(beta): for every lambda below it
+    law : str
+        Budget law.
+    rate : float
+        Max over beta in (0, M / E[w]) of beta - r_bar(beta): for every lambda below it
         (same class mix) some budget of this law satisfies the condition.
-    budget : the maximising beta (an integer for deterministic budgets).
-    critical_rate : lambda* = M / E[w] (Prop. 3.2), for comparison.
-    method : how r_bar was evaluated.
+    budget : float
+        The maximising beta (an integer for deterministic budgets).
+    critical_rate : float
+        lambda* = M / E[w] (Prop. 3.2), for comparison.
+    method : str
+        How r_bar was evaluated.
     """
 
     law: str

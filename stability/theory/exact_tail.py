@@ -1,6 +1,6 @@
 """Exact tail of the eviction-free KV demand U on the integer lattice, by FFT.
 
-Beyond the paper (DESIGN 3).  U = sum over ages a of independent compound sums: B_{t-a}
+Beyond the paper (docs/model.md 3.4).  U = sum over ages a of independent compound sums: B_{t-a}
 activations, each contributing X(a) = (l + a + 1) 1{o > a}.  On the lattice the generating
 function of one activation is
 
@@ -42,6 +42,7 @@ from scipy import fft as sfft
 from scipy.signal import lfilter
 from scipy.special import expit, logsumexp
 
+from stability import validation
 from stability.theory._kernels import age_product
 from stability.theory.demand import DemandModel, StreamTable
 from stability.theory.overflow import chernoff_lower_rate, chernoff_rate
@@ -63,22 +64,33 @@ POISSON_POINTS = 2**22
 
 @dataclass(frozen=True)
 class TailResult:
-    """P(U > m) on a grid of levels (DESIGN 3's U; beyond the paper).
+    """P(U > m) on a grid of levels (U of docs/model.md 3.2; beyond the paper, 3.4).
 
     Attributes
     ----------
-    levels : int array (n,), m in tokens.
-    prob : float array (n,), P(U > m); an upper bound when ``unit > 1`` (contributions
+    levels : numpy.ndarray
+        int array (n,), m in tokens.
+    prob : numpy.ndarray
+        float array (n,), P(U > m); an upper bound when ``unit > 1`` (contributions
         rounded up), exact up to the stated errors when ``unit == 1``.
-    log_prob : float array (n,), natural log of ``prob`` (finite even below 1e-308).
-    prob_lower : float array (n,) or None, the rounded-down lower bracket (unit > 1).
-    unit : h, tokens per lattice point.
-    lattice_sizes : FFT length N of each pass.
-    tilts : eta of each pass, per token.
-    mean : E[U] in tokens (exact).
-    truncation_bound : bound on the tilted mass dropped with old geometric ages (0 if none).
-    seconds : wall time.
-    notes : what was approximated and how.
+    log_prob : numpy.ndarray
+        float array (n,), natural log of ``prob`` (finite even below 1e-308).
+    prob_lower : numpy.ndarray or None
+        float array (n,) or None, the rounded-down lower bracket (unit > 1).
+    unit : int
+        h, tokens per lattice point.
+    lattice_sizes : tuple
+        FFT length N of each pass.
+    tilts : tuple
+        eta of each pass, per token.
+    mean : float
+        E[U] in tokens (exact).
+    truncation_bound : float
+        Bound on the tilted mass dropped with old geometric ages (0 if none).
+    seconds : float
+        Wall time.
+    notes : tuple
+        What was approximated and how.
     """
 
     levels: np.ndarray
@@ -381,12 +393,19 @@ def exact_tail(workload: Workload, budget, levels, unit: int | None = None,
 
     Parameters
     ----------
-    workload, budget : as for :class:`~stability.theory.demand.DemandModel`
-        (``"unthrottled"`` gives the compound-Poisson demand of an unthrottled system).
-    levels : int or array of ints >= 0, m in tokens.
-    unit : lattice unit h in tokens; default: 1 unless the work limit needs coarsening.
-    bracket : also compute the rounded-down lower bracket (default: when unit > 1).
-    work_limit : (age, frequency) pairs per pass allowed before coarsening.
+    workload : Workload
+        Request classes.
+    budget : float, Budget, PerClassBudget, FlowControl or str
+        As for :class:`~stability.theory.demand.DemandModel` (``"unthrottled"`` gives the
+        compound-Poisson demand of an unthrottled system).
+    levels : int or array_like of int
+        int or array of ints >= 0, m in tokens.
+    unit : int or None
+        Lattice unit h in tokens; default: 1 unless the work limit needs coarsening.
+    bracket : bool or None
+        Also compute the rounded-down lower bracket (default: when unit > 1).
+    work_limit : float
+        (age, frequency) pairs per pass allowed before coarsening.
     """
     import time
 
@@ -429,6 +448,4 @@ def exact_tail(workload: Workload, budget, levels, unit: int | None = None,
 
 def per_slot_overflow(workload: Workload, budget, memory: int, **kwargs) -> TailResult:
     """P(U > M): the per-slot overflow probability of the saturated, eviction-free demand."""
-    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
-    return exact_tail(workload, budget, [int(memory)], **kwargs)
+    return exact_tail(workload, budget, [validation.memory(memory)], **kwargs)

@@ -69,9 +69,9 @@ def expect(expr_key: str, cls: RequestClass) -> float:
 
 
 def mean_memory_time(cls: RequestClass) -> float:
-    """E[w] = E[l] E[o] + (E[o^2] + E[o]) / 2 (DESIGN 1; Prop. 3.2's per-class term).
+    """E[w] = E[l] E[o] + (E[o^2] + E[o]) / 2 (docs/model.md 1; Prop. 3.2's per-class term).
 
-    For geometric o and fixed l this is l/p + 1/p^2 (DESIGN 3).
+    For geometric o and fixed l this is l/p + 1/p^2 (docs/model.md 3.2).
     """
     return expect("w", cls)
 
@@ -132,7 +132,7 @@ def _stream_ages(stream) -> int:
 
 
 def demand_mean(workload: Workload, budget) -> float:
-    """E[U] = sum over streams of E[B] E[w] (DESIGN 3; mixture E[w] under flow control)."""
+    """E[U] = sum over streams of E[B] E[w] (docs/model.md 3.2; mixture E[w] under flow control)."""
     total = 0.0
     for st in budget_streams(workload, budget):
         total += st.budget.mean * float(np.dot(st.weights, [mean_memory_time(c) for c in st.classes]))

@@ -1,4 +1,4 @@
-"""Chernoff bound on the overflow probability of Alg. 2 (DESIGN 3, *reconstruction*).
+"""Chernoff bound on the overflow probability of Alg. 2 (docs/model.md 3.2, *reconstruction*).
 
 The paper's headline claim is that overflow events become rare exponentially fast in the
 slack Delta = M - E[B] E[w].  Its proof is not available; this module encodes our
@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 import sympy as sp
 from scipy.optimize import brentq
 
+from stability import validation
 from stability.theory import symbolic as sym
 from stability.theory.budget import UNTHROTTLED, Budget, as_budget
 from stability.theory.demand import DemandModel
@@ -36,7 +37,7 @@ __all__ = ["kappa", "kappa_geometric", "chernoff_rate", "chernoff_lower_rate", "
            "compound_poisson_prediction", "RECONSTRUCTION_NOTE"]
 
 RECONSTRUCTION_NOTE = (
-    "Alg. 2 overflow bound: reconstruction (DESIGN 3), not the paper's text. "
+    "Alg. 2 overflow bound: reconstruction (docs/model.md 3.2), not the paper's text. "
     "Rigorous for deterministic budgets b >= actual activations until the first overflow; "
     "otherwise a prediction from the saturated, eviction-free relaxation."
 )
@@ -48,7 +49,7 @@ valid for theta < -ln(1-p)."""
 
 
 def kappa(request_class: RequestClass, theta: float) -> float:
-    """kappa(theta) = E[sum_{j=1..o} (e^{theta(l+j)} - 1)] for any class (DESIGN 3).
+    """kappa(theta) = E[sum_{j=1..o} (e^{theta(l+j)} - 1)] for any class (docs/model.md 3.2).
 
     Poisson(beta) budgets have Lambda = beta kappa; computed as Lambda / beta of a Poisson(1)
     stream of this class (exact finite sum over ages, closed-form geometric tail).
@@ -62,10 +63,13 @@ class RateResult:
 
     Attributes
     ----------
-    level : x, the demand level (lattice units of the model; tokens for unit 1).
-    rate : I(x) = sup_{theta >= 0} [theta x - Lambda(theta)] (0 when x <= E[U]; inf when
+    level : float
+        x, the demand level (lattice units of the model; tokens for unit 1).
+    rate : float
+        I(x) = sup_{theta >= 0} [theta x - Lambda(theta)] (0 when x <= E[U]; inf when
         x >= max U, where P(U > x) = 0).
-    theta : the maximiser theta*(x) (per lattice unit); I'(x) = theta*(x).
+    theta : float
+        The maximiser theta*(x) (per lattice unit); I'(x) = theta*(x).
     """
 
     level: float
@@ -123,24 +127,35 @@ def chernoff_lower_rate(model: DemandModel, level: float) -> float:
 
 @dataclass(frozen=True)
 class OverflowBound:
-    """Chernoff bound on overflow for one workload, budget and capacity (DESIGN 3).
+    """Chernoff bound on overflow for one workload, budget and capacity (docs/model.md 3.2).
 
     Attributes
     ----------
-    memory : M, KV capacity in tokens.
-    budget : description of the budget.
-    mean_demand : E[U] = E[B] E[w], tokens.
-    slack : Delta = M - E[U], tokens.
-    rate : I(M).
-    theta : theta*(M), per token.
-    theta_max : right end of the domain of Lambda (inf if Lambda is finite everywhere).
-    per_slot : exp(-I(M)), a bound on P(overflow in a slot).
-    slots : T.
-    expected_events : T exp(-I(M)), a union bound on P(any overflow in T slots) (the name
+    memory : int
+        M, KV capacity in tokens.
+    budget : str
+        Description of the budget.
+    mean_demand : float
+        E[U] = E[B] E[w], tokens.
+    slack : float
+        Delta = M - E[U], tokens.
+    rate : float
+        I(M).
+    theta : float
+        theta*(M), per token.
+    theta_max : float
+        Right end of the domain of Lambda (inf if Lambda is finite everywhere).
+    per_slot : float
+        exp(-I(M)), a bound on P(overflow in a slot).
+    slots : int
+        T.
+    expected_events : float
+        T exp(-I(M)), a union bound on P(any overflow in T slots) (the name
         is historical: it is not a bound on the expected number of overflow events of
         the real system, only on the probability that there is at least one; for the
         eviction-free relaxation it also bounds the expected number of slots with U > M).
-    note : what kind of statement this is (reconstruction; rigorous where).
+    note : str
+        What kind of statement this is (reconstruction; rigorous where).
     """
 
     memory: int
@@ -170,14 +185,18 @@ def overflow_bound(workload: Workload, budget, memory: int, slots: int = 1,
 
     Parameters
     ----------
-    workload : request classes.
-    budget : see :class:`DemandModel`.
-    memory : M, tokens.
-    slots : T, slots in the horizon.
-    model : a prebuilt exact (unit 1) model of the same workload and budget.
+    workload : Workload
+        Request classes.
+    budget : float, Budget, PerClassBudget or FlowControl
+        See :class:`DemandModel`.
+    memory : int
+        M, tokens.
+    slots : int
+        T, slots in the horizon.
+    model : DemandModel or None
+        A prebuilt exact (unit 1) model of the same workload and budget.
     """
-    if isinstance(memory, bool) or not isinstance(memory, int) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
+    memory = validation.memory(memory)
     if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
         raise ValueError(f"slots must be an integer >= 1 (horizon T), got {slots!r}")
     model = model or DemandModel(workload, budget)
@@ -187,7 +206,7 @@ def overflow_bound(workload: Workload, budget, memory: int, slots: int = 1,
     note = RECONSTRUCTION_NOTE
     if as_budget(budget) == UNTHROTTLED:
         note = ("Compound-Poisson (M/G/infinity) prediction with lambda in place of E[B]; "
-                "uses the reconstructed Alg. 2 bound (DESIGN 3).")
+                "uses the reconstructed Alg. 2 bound (docs/model.md 3.2).")
     return OverflowBound(memory, _describe(budget), mean, memory - mean, r.rate, r.theta,
                          model.theta_max, per_slot, slots, slots * per_slot, note)
 

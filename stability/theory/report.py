@@ -1,4 +1,4 @@
-"""``analyze(workload, memory, ...)``: the theory of DESIGN 3 for one configuration.
+"""``analyze(workload, memory, ...)``: the theory of docs/model.md section 3 for one configuration.
 
 The report gathers Prop. 3.2, the critical rate, the budget window, and, for a budget,
 the mean demand, the Chernoff overflow bound (*reconstruction*), the exact FFT tail of the
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stability import validation
 from stability.jsonvalues import plain
-
 from stability.theory.budget import UNTHROTTLED, Budget, PerClassBudget, as_budget
 from stability.theory.conditions import (
     alg1_condition,
@@ -43,26 +43,40 @@ __all__ = ["AnalysisReport", "analyze"]
 
 @dataclass(frozen=True)
 class AnalysisReport:
-    """Theory of DESIGN 3 for one workload, capacity and (optionally) budget.
+    """Theory of docs/model.md section 3 for one workload, capacity and (optionally) budget.
 
     Attributes
     ----------
-    memory : M, tokens.
-    classes : per class: name, rate (lambda_k), mean prompt, mean decode, E[w_k],
+    memory : int
+        M, tokens.
+    classes : tuple
+        Per class: name, rate (lambda_k), mean prompt, mean decode, E[w_k],
         lambda_k E[w_k].
-    necessary : Prop. 3.2 (load, utilisation, holds).
-    critical_rate : lambda* = M / E[w] for the same class mix (total, per slot).
-    window : budget window (lambda, M / E[w]).
-    budget : description of the analysed budget, or None.
-    demand : E[U], sd(U), slack M - E[U] for the budget, or None.
-    chernoff : Alg. 2 overflow bound (reconstruction) for the budget, or None.
-    exact : exact FFT per-slot overflow P(U > M) of the eviction-free demand, or None.
-    queue : Lindley mean queue/delay (flow control) or Thm 3.3 and per-class Lindley
+    necessary : dict
+        Prop. 3.2 (load, utilisation, holds).
+    critical_rate : float
+        lambda* = M / E[w] for the same class mix (total, per slot).
+    window : dict
+        Budget window (lambda, M / E[w]).
+    budget : str or None
+        Description of the analysed budget, or None.
+    demand : dict or None
+        E[U], sd(U), slack M - E[U] for the budget, or None.
+    chernoff : dict or None
+        Alg. 2 overflow bound (reconstruction) for the budget, or None.
+    exact : dict or None
+        Exact FFT per-slot overflow P(U > M) of the eviction-free demand, or None.
+    queue : dict or None
+        Lindley mean queue/delay (flow control) or Thm 3.3 and per-class Lindley
         queues (per-class budgets), with the drift when unstable; or None.
-    unthrottled : compound-Poisson prediction with lambda in place of E[B] (bound and exact).
-    tuning : tuned budgets per law and the best, if a target was given.
-    notes : reconstruction and approximation statements.
-    effective : flow-control budgets only (issue 16): the loss-rate bound r_bar on bounces +
+    unthrottled : dict
+        Compound-Poisson prediction with lambda in place of E[B] (bound and exact).
+    tuning : dict or None
+        Tuned budgets per law and the best, if a target was given.
+    notes : tuple
+        Reconstruction and approximation statements.
+    effective : dict or None
+        Flow-control budgets only (issue 16): the loss-rate bound r_bar on bounces +
         evictions per slot (Chernoff, and exact FFT when ``exact``), the effective activation
         rate E[B] - r_bar, whether lambda < E[B] - r_bar holds, the corrected window of the
         budget's law, and a warning when the loss eats the margin E[B] - lambda; or None.
@@ -253,24 +267,29 @@ def _class_rows(workload: Workload) -> tuple:
 
 def analyze(workload: Workload, memory: int, budget=None, target_overflow: float | None = None,
             horizon: int = 10**6, exact: bool = True, method: str = "chernoff") -> AnalysisReport:
-    """Everything DESIGN 3 says about one configuration.
+    """Everything docs/model.md section 3 says about one configuration.
 
     Parameters
     ----------
-    workload : request classes.
-    memory : M, KV capacity in tokens.
-    budget : None, a number (deterministic b), Budget, PerClassBudget, or a FlowControl /
+    workload : Workload
+        Request classes.
+    memory : int
+        M, KV capacity in tokens.
+    budget : float, Budget, PerClassBudget or FlowControl
+        None, a number (deterministic b), Budget, PerClassBudget, or a FlowControl /
         ClassBudgets policy.
-    target_overflow : per-slot overflow target for the budget tuner (None: no tuning).
-    horizon : T, slots of the horizon for the bound P(any overflow in T slots) <= T e^{-I(M)}.
-    exact : also compute the exact FFT tail (beyond the paper).
-    method : overflow prediction used by the tuner ("chernoff" or "exact").
+    target_overflow : float or None
+        Per-slot overflow target for the budget tuner (None: no tuning).
+    horizon : int
+        T, slots of the horizon for the bound P(any overflow in T slots) <= T e^{-I(M)}.
+    exact : bool
+        Also compute the exact FFT tail (beyond the paper).
+    method : str
+        Overflow prediction used by the tuner ("chernoff" or "exact").
     """
     if not isinstance(workload, Workload):
         raise ValueError(f"workload must be a Workload, got {workload!r}")
-    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
-    memory = int(memory)
+    memory = validation.memory(memory)
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ValueError(f"horizon must be an integer >= 1 (slots), got {horizon!r}")
     notes = [RECONSTRUCTION_NOTE]

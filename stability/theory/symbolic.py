@@ -1,4 +1,4 @@
-"""Symbolic statements of DESIGN section 3 (sympy).
+"""Symbolic statements of docs/model.md section 3 (sympy).
 
 Every closed form used numerically in :mod:`stability.theory` is stated here first and
 either lambdified or re-derived as an exact finite sum; ``proofs_check`` proves the
@@ -46,16 +46,16 @@ z = sp.Symbol("z")
 M = sp.Symbol("M", positive=True)
 
 # ---------------------------------------------------------------------------------------
-# Memory-time (DESIGN 1): w(l, o) = sum_{j=1..o} (l + j) = l o + o (o + 1) / 2.
+# Memory-time (docs/model.md 1): w(l, o) = sum_{j=1..o} (l + j) = l o + o (o + 1) / 2.
 
 memory_time_sum = sp.Sum(l + j, (j, 1, o))
 """w as the sum of the per-slot demands l + 1, ..., l + o (unevaluated)."""
 
 memory_time = l * o + o * (o + 1) / 2
-"""w(l, o) = l o + o (o + 1) / 2, DESIGN 1."""
+"""w(l, o) = l o + o (o + 1) / 2, docs/model.md 1."""
 
 contribution = (l + a + 1) * sp.Piecewise((1, o > a), (0, True))
-"""X(a) = (l + a + 1) 1{o > a}: demand of a request activated a slots ago (DESIGN 3)."""
+"""X(a) = (l + a + 1) 1{o > a}: demand of a request activated a slots ago (docs/model.md 3.2)."""
 
 
 def alg1_saturated_demand(t):
@@ -84,7 +84,7 @@ def geometric_moment(r: int):
 
 
 geometric_mean_memory_time = l / p + 1 / p**2
-"""E[w] = l/p + 1/p^2 for geometric o and fixed l (DESIGN 3)."""
+"""E[w] = l/p + 1/p^2 for geometric o and fixed l (docs/model.md 3.2)."""
 
 # kappa(theta) = E[sum_{j=1..o} (e^{theta(l+j)} - 1)] = sum_{j>=1} P(o >= j) (e^{theta(l+j)} - 1),
 # and P(o >= j) = q^(j-1) for geometric o.
@@ -92,7 +92,7 @@ kappa_series_term = (1 - p) ** (j - 1) * (sp.exp(theta * (l + j)) - 1)
 """j-th term of kappa(theta) for geometric o: P(o >= j) (e^{theta(l+j)} - 1)."""
 
 kappa_geometric = sp.exp(theta * (l + 1)) / (1 - (1 - p) * sp.exp(theta)) - 1 / p
-"""kappa(theta) = e^{theta(l+1)} / (1 - (1-p) e^theta) - 1/p, theta < -ln(1-p) (DESIGN 3)."""
+"""kappa(theta) = e^{theta(l+1)} / (1 - (1-p) e^theta) - 1/p, theta < -ln(1-p) (docs/model.md 3.2)."""
 
 theta_max_geometric = -sp.log(1 - p)
 """Right end of the domain of kappa for geometric o: kappa is finite iff theta < -ln(1-p)."""

@@ -1,11 +1,11 @@
-"""Choosing the flow-control budget (DESIGN 3 "budget window"; the tuner is beyond the paper).
+"""Choosing the flow-control budget (docs/model.md 3.2 "budget window"; the tuner is beyond the paper, 3.4).
 
 * Budget window: the queue drains only if lambda < E[B]; the overflow bound says
   something (I(M) > 0) only where the mean saturated demand E[B] E[w] is below M.  So
   (lambda, M / E[w]) is where a budget both drains the queue and has a useful overflow
   guarantee; the window is non-empty iff Prop. 3.2 holds strictly.  Budgets above
   M / E[w] are not unstable as such: as b -> infinity flow control *is* Greedy with LIFO
-  eviction (DESIGN 2), which may or may not be stable, but the bound is silent there.
+  eviction (docs/model.md 4.1), which may or may not be stable, but the bound is silent there.
   This is why the paper calls its method budget-sensitive.
 * Tuner: the largest budget whose predicted per-slot overflow probability stays below a
   target.  The prediction is monotone in the budget (U is stochastically increasing in
@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from stability import validation
 from stability.theory.budget import Budget, class_mix
 from stability.theory.conditions import lindley_mean_queue
 from stability.theory.demand import DemandModel
@@ -53,10 +54,14 @@ class BudgetWindow:
 
     Attributes
     ----------
-    low : lambda, total arrivals per slot.
-    high : M / E[w], E[w] the class-mix mean memory-time.
-    nonempty : low < high, i.e. Prop. 3.2 holds strictly.
-    corrected : the corrected window of one budget law (issue 16), when asked for: the
+    low : float
+        lambda, total arrivals per slot.
+    high : float
+        M / E[w], E[w] the class-mix mean memory-time.
+    nonempty : bool
+        low < high, i.e. Prop. 3.2 holds strictly.
+    corrected : CorrectedWindow or None
+        The corrected window of one budget law (issue 16), when asked for: the
         budgets in (low, high) whose effective rate E[B] - r_bar exceeds lambda.  The window
         (low, high) itself is necessary for the mean demand but not sufficient.
     """
@@ -74,9 +79,8 @@ class BudgetWindow:
 
 
 def _check_memory(memory) -> int:
-    if isinstance(memory, bool) or not isinstance(memory, (int, np.integer)) or memory < 1:
-        raise ValueError(f"memory must be an integer >= 1 (KV capacity M, tokens), got {memory!r}")
-    return int(memory)
+    """M, the KV capacity in tokens: the one rule of :func:`stability.validation.memory`."""
+    return validation.memory(memory)
 
 
 def _check_target(target) -> float:
@@ -95,7 +99,7 @@ def _check_method(method) -> str:
 
 def budget_window(workload: Workload, memory: int, law: str | None = None,
                   method: str = "chernoff") -> BudgetWindow:
-    """The budget window (lambda, M / E[w]) of DESIGN 3; with ``law``, also the corrected
+    """The budget window (lambda, M / E[w]) of docs/model.md 3.2; with ``law``, also the corrected
     window of that budget law (r_bar by ``method``, "chernoff" or "exact")."""
     memory = _check_memory(memory)
     lam = workload.total_rate
@@ -119,21 +123,34 @@ class TunedBudget:
 
     Attributes
     ----------
-    law : budget law.
-    budget : largest E[B] with predicted overflow <= target (an integer for deterministic;
+    law : str
+        Budget law.
+    budget : float
+        Largest E[B] with predicted overflow <= target (an integer for deterministic;
         to ``resolution`` for the others); 0 if none is positive.
-    target_overflow : the per-slot target.
-    method : "chernoff" or "exact".
-    overflow : predicted per-slot overflow probability at ``budget`` (by ``method``).
-    slack : M - E[B] E[w], tokens.
-    stable : the budget lies in the corrected window: lambda < E[B] - r_bar (the queue
+    target_overflow : float
+        The per-slot target.
+    method : str
+        "chernoff" or "exact".
+    overflow : float
+        Predicted per-slot overflow probability at ``budget`` (by ``method``).
+    slack : float
+        M - E[B] E[w], tokens.
+    stable : bool
+        The budget lies in the corrected window: lambda < E[B] - r_bar (the queue
         drains at the effective rate; issue 16), not merely E[B] > lambda.
-    mean_delay : Lindley mean queueing delay, slots (inf when not stable).
-    mean_latency : mean_delay + E[o], slots (no evictions assumed).
-    loss : r_bar at the budget (Chernoff), bounces + evictions per slot.
-    effective_rate : E[B] - r_bar.
-    corrected_low, corrected_high : the corrected window's certified budgets (nan if empty).
-    capped : the overflow target allowed a larger budget, which was lowered to the corrected
+    mean_delay : float
+        Lindley mean queueing delay, slots (inf when not stable).
+    mean_latency : float
+        mean_delay + E[o], slots (no evictions assumed).
+    loss : float
+        r_bar at the budget (Chernoff), bounces + evictions per slot.
+    effective_rate : float
+        E[B] - r_bar.
+    corrected_low, corrected_high : float
+        The corrected window's certified budgets (nan if empty).
+    capped : bool
+        The overflow target allowed a larger budget, which was lowered to the corrected
         window's upper end.
     """
 
@@ -167,12 +184,18 @@ def tune_budget(workload: Workload, memory: int, target_overflow: float,
 
     Parameters
     ----------
-    workload : request classes (flow control: one queue, class mix lambda_k / lambda).
-    memory : M, tokens.
-    target_overflow : per-slot overflow probability allowed, in (0, 1).
-    law : "deterministic", "poisson" or "two-point".
-    method : "chernoff" (bound, reconstruction) or "exact" (FFT tail, beyond the paper).
-    resolution : absolute resolution of E[B] for the Poisson and two-point laws.
+    workload : Workload
+        Request classes (flow control: one queue, class mix lambda_k / lambda).
+    memory : int
+        M, tokens.
+    target_overflow : float
+        Per-slot overflow probability allowed, in (0, 1).
+    law : str
+        "deterministic", "poisson" or "two-point".
+    method : str
+        "chernoff" (bound, reconstruction) or "exact" (FFT tail, beyond the paper).
+    resolution : float
+        Absolute resolution of E[B] for the Poisson and two-point laws.
     """
     memory = _check_memory(memory)
     target = _check_target(target_overflow)

@@ -16,10 +16,21 @@ import numpy as np
 
 from stability import validation
 from stability.engine.generate import EncodedWorkload, generate_arrays
-from stability.workload.laws import Deterministic, LengthLaw
+from stability.workload.laws import Deterministic, LengthLaw, UniformInt
 from stability.workload.requests import Requests
 
-__all__ = ["RequestClass", "Workload"]
+__all__ = ["RequestClass", "Workload", "GENERATED_BYTES"]
+
+GENERATED_BYTES = 32
+"""Bytes :meth:`Workload.generate` allocates per request (arrival slot, class, prompt and
+decode lengths, int64 each)."""
+
+
+def _fitting(count: int, unit: str) -> str:
+    """How much of a horizon fits, for an error message."""
+    if count < 1:
+        return f"not even one {unit[:-1]} fits at this rate: lower the rate"
+    return f"at this rate about {count:.3g} {unit} fit"
 
 
 @dataclass(frozen=True)
@@ -120,10 +131,33 @@ class Workload:
         cdf[-1] = 1.0
         return EncodedWorkload(total, cdf, np.array(offsets, np.int64), np.concatenate(pieces))
 
+    def expected_requests(self, slots: float) -> float:
+        """A high estimate of the arrivals in ``slots`` slots (mean + 10 standard
+        deviations), the size the generator allocates for."""
+        mean = self.total_rate * float(slots)
+        return mean + 10.0 * math.sqrt(mean) + 16.0
+
+    def slots_for(self, requests: float) -> int:
+        """The most slots whose arrivals (by :meth:`expected_requests`) stay below
+        ``requests``."""
+        if self.total_rate <= 0:
+            return validation.MAX_SLOTS
+        room = max(float(requests) - 16.0, 0.0)
+        mean = (math.sqrt(25.0 + room) - 5.0) ** 2  # mean + 10 sqrt(mean) = room
+        return int(min(mean / self.total_rate, validation.MAX_SLOTS))
+
     def generate(self, slots: int, seed: int = 0) -> Requests:
-        """Draw the arrivals in slots 0 .. slots-1 (same draws as the streaming engine)."""
-        slots = validation.integer("slots", slots, 0)
+        """Draw the arrivals in slots 0 .. slots-1 (same draws as the streaming engine).
+
+        Raises ValueError, before allocating anything, when the arrivals would not fit in
+        the memory available (:data:`GENERATED_BYTES` per request).
+        """
+        slots = validation.slots(slots)
         seed = validation.seed(seed)
+        validation.allocation(
+            f"drawing the arrivals of {slots} slots at {self.total_rate:g} per slot",
+            self.expected_requests(slots), GENERATED_BYTES, "request",
+            lambda fit: _fitting(self.slots_for(fit), "slots"))
         return Requests._trusted(*generate_arrays(self.encode(), slots, seed))
 
     def generate_timed(self, seconds: float, seed: int = 0, resolution: float = 1e-3
@@ -137,7 +171,12 @@ class Workload:
         seconds = validation.number("seconds", seconds, 0.0)
         resolution = validation.number("resolution", resolution, 0.0, strict_low=True)
         seed = validation.seed(seed)
-        slots = int(math.ceil(seconds / resolution))
+        validation.allocation(
+            f"drawing the arrivals of {seconds:g} seconds at {self.total_rate:g} per second",
+            self.expected_requests(seconds), GENERATED_BYTES, "request",
+            lambda fit: _fitting(self.slots_for(fit), "seconds"))
+        slots = validation.slots(int(math.ceil(seconds / resolution)),
+                                 "seconds / resolution")
         requests = self.scaled(resolution).generate(slots, seed)
         offsets = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4]).random(
             len(requests))
@@ -149,14 +188,18 @@ class Workload:
 
     # -- named workloads -------------------------------------------------------------
     @classmethod
-    def paper_4_1(cls, rate: float = 5.0) -> "Workload":
-        """Section 4.1: classes (l, o) = (10, 20), (10, 40), (10, 60), each Poisson ``rate``."""
-        return cls(
-            tuple(
-                RequestClass(rate, Deterministic(10), Deterministic(o), name=f"o={o}")
-                for o in (20, 40, 60)
-            )
-        )
+    def paper_4_1(cls, rate: float = 5.0, jitter: int = 0, prompt=10) -> "Workload":
+        """Section 4.1: classes (l, o) = (10, 20), (10, 40), (10, 60), each Poisson ``rate``.
+
+        ``jitter`` j > 0 spreads each decode length uniformly over o - j .. o + j (the
+        lattice made random, same means); ``prompt`` replaces l = 10 (an int or a law).
+        """
+        jitter = validation.integer("jitter", jitter, 0, 19)
+        return cls(tuple(
+            RequestClass(rate, prompt,
+                         UniformInt(o - jitter, o + jitter) if jitter else Deterministic(o),
+                         name=f"o={o}" + (f"+-{jitter}" if jitter else ""))
+            for o in (20, 40, 60)))
 
     @classmethod
     def single(cls, rate: float, prompt, decode) -> "Workload":

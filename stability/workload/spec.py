@@ -36,9 +36,11 @@ def sha256_file(path) -> str:
 class WorkloadSpec:
     """A serialisable workload: ``kind`` and exactly one of ``rate`` or ``load``.
 
-    kind : "paper-4.1" (Sec. 4.1's three classes; ``rate`` is per class), "synthetic"
-        (one class with ``prompt`` and ``decode`` laws in the CLI syntax, e.g. "det:10",
-        "geom-mean:40"), "azure-conv" or "azure-code" (the Azure trace lengths).
+    kind : "paper-4.1" (Sec. 4.1's three classes; ``rate`` is per class; optional ``jitter``
+        j spreads each decode length over o +- j, and ``prompt`` replaces l = 10),
+        "synthetic" (one class with ``prompt`` and ``decode`` laws in the CLI syntax, e.g.
+        "det:10", "geom-mean:40"), "azure-conv" or "azure-code" (the Azure trace lengths,
+        resampled jointly up to decode-length bins).
     rate : Poisson arrivals per slot (lambda).
     load : instead of rate, a fraction of the critical load: lambda = load * M / E[w]
         (Prop. 3.2), so the workload depends on the memory it runs with.
@@ -54,6 +56,7 @@ class WorkloadSpec:
     decode: str | None = None
     source: str | None = None
     trace_sha256: str | None = None
+    jitter: int | None = None
 
     def __post_init__(self):
         set_ = functools.partial(object.__setattr__, self)
@@ -67,18 +70,25 @@ class WorkloadSpec:
             set_("rate", validation.number("rate", self.rate, 0.0))
         else:
             set_("load", validation.number("load", self.load, 0.0, strict_low=True))
-        if self.kind == "synthetic":
-            for name, default in (("prompt", "det:10"), ("decode", "geom-mean:40")):
-                text = default if getattr(self, name) is None else getattr(self, name)
+        laws = {"synthetic": ("prompt", "decode"), "paper-4.1": ("prompt",)}.get(self.kind, ())
+        for name in ("prompt", "decode"):
+            text = getattr(self, name)
+            if name not in laws:
+                if text is not None:
+                    raise ValueError(f"{name}: a {self.kind} workload takes no {name} law")
+                continue
+            if text is None and self.kind == "synthetic":
+                text = "det:10" if name == "prompt" else "geom-mean:40"
+            if text is not None:
                 try:
                     parse_law(text)
                 except ValueError as err:
                     raise ValueError(f"{name}: {err}") from None
                 set_(name, text)
-        else:
-            for name in ("prompt", "decode"):
-                if getattr(self, name) is not None:
-                    raise ValueError(f"{name}: only a synthetic workload takes length laws")
+        if self.jitter is not None:
+            if self.kind != "paper-4.1":
+                raise ValueError("jitter: only the paper-4.1 workload takes a jitter")
+            set_("jitter", validation.integer("jitter", self.jitter, 0, 19))
         if self.kind.startswith("azure-"):
             self._resolve_source()
         elif self.source is not None or self.trace_sha256 is not None:
@@ -137,17 +147,18 @@ class WorkloadSpec:
     def build(self, memory: int):
         """The :class:`stability.Workload` this spec describes with KV capacity ``memory``."""
         base = _base_workload(self.kind, self.prompt, self.decode, self.source,
-                              self.trace_sha256)
+                              self.trace_sha256, self.jitter or 0)
         if self.rate is not None:
             return base.scaled(self.rate)
         return base.scaled(self.load * memory / base.mean_kv_load())
 
 
 @functools.lru_cache(maxsize=32)
-def _base_workload(kind, prompt, decode, source, trace_sha256):
+def _base_workload(kind, prompt, decode, source, trace_sha256, jitter):
     """The workload at rate 1 (per class); cached since trace laws are costly to build."""
     if kind == "paper-4.1":
-        return Workload.paper_4_1(rate=1.0)
+        return Workload.paper_4_1(rate=1.0, jitter=jitter,
+                                  prompt=10 if prompt is None else parse_law(prompt))
     if kind == "synthetic":
         return Workload.single(1.0, parse_law(prompt), parse_law(decode))
     name = kind.split("-", 1)[1]

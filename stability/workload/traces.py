@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stability import validation
+
 from stability.workload.laws import Empirical, LogNormal
 from stability.workload.poisson import RequestClass, Workload
 from stability.workload.requests import Requests
@@ -47,32 +49,88 @@ _AZURE_SUMMARY = {
 }
 
 
-def _read(path) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None]:
-    """(format, prompt, decode, seconds or None) of a trace file, validated row by row."""
+def _open_checked(path) -> Path:
+    """``path`` as a Path to an existing regular file, or a ValueError naming it."""
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ValueError(f"trace file {str(path)!r} is a directory, not a CSV file")
+    if not path.exists():
         raise ValueError(f"trace file {str(path)!r} does not exist")
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path}: line 1: the file is empty; expected a CSV header")
-        header = [h.strip() for h in header]
-        fmt = None
-        for name, (time_col, l_col, o_col) in _FORMATS.items():
-            if l_col in header and o_col in header and (time_col is None or time_col in header):
-                fmt = name
-                break
-        if fmt is None:
-            raise ValueError(
-                f"{path}: line 1: unrecognised header {header}; expected columns "
-                "arrived_at,num_prefill_tokens,num_decode_tokens (processed), "
-                "TIMESTAMP,ContextTokens,GeneratedTokens (Azure) or "
-                "num_prefill_tokens,num_decode_tokens (lengths only)"
-            )
+    if not path.is_file():
+        raise ValueError(f"trace file {str(path)!r} is not a regular file")
+    return path
+
+
+def _header(path: Path) -> tuple[str, list]:
+    """(format, header cells) from the first line."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        header = next(csv.reader(handle), None)
+    if header is None:
+        raise ValueError(f"{path}: line 1: the file is empty; expected a CSV header")
+    header = [h.strip() for h in header]
+    for name, (time_col, l_col, o_col) in _FORMATS.items():
+        if l_col in header and o_col in header and (time_col is None or time_col in header):
+            return name, header
+    raise ValueError(
+        f"{path}: line 1: unrecognised header {header}; expected columns "
+        "arrived_at,num_prefill_tokens,num_decode_tokens (processed), "
+        "TIMESTAMP,ContextTokens,GeneratedTokens (Azure) or "
+        "num_prefill_tokens,num_decode_tokens (lengths only)")
+
+
+def _read(path) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(format, prompt, decode, seconds or None) of a trace file.
+
+    The file is parsed by numpy's CSV reader (``numpy.loadtxt``, in C).  Anything it does
+    not accept, and any value out of range, sends the file through :func:`_read_rows`,
+    which names the first bad cell by file, line and column.
+    """
+    path = _open_checked(path)
+    try:
+        fmt, header = _header(path)
         time_col, l_col, o_col = _FORMATS[fmt]
-        cols = {c: header.index(c) for c in (time_col, l_col, o_col) if c is not None}
-        prompt, decode, seconds = [], [], []
+        fields = [(l_col, np.int64), (o_col, np.int64)]
+        if time_col is not None:
+            fields.append((time_col, np.float64 if fmt == "processed" else "U40"))
+        cols = [header.index(name) for name, _ in fields]
+        order = np.argsort(cols)  # loadtxt returns the used columns in file order
+        dtype = np.dtype([(f"c{i}", fields[j][1]) for i, j in enumerate(order)])
+        try:
+            with warnings.catch_warnings():  # an empty body is reported below
+                warnings.simplefilter("ignore", UserWarning)
+                table = np.loadtxt(path, delimiter=",", skiprows=1, usecols=sorted(cols),
+                                   dtype=dtype, comments=None, quotechar='"', ndmin=1,
+                                   encoding="utf-8")
+            column = {fields[j][0]: table[f"c{i}"] for i, j in enumerate(order)}
+            prompt, decode = column[l_col], column[o_col]
+            seconds = None
+            if time_col is not None:
+                seconds = column[time_col]
+                if fmt == "azure":
+                    stamps = np.char.rstrip(np.char.strip(seconds), "Z").astype("datetime64[ns]")
+                    seconds = (stamps - stamps.min()).astype(np.int64) / 1e9 if stamps.size \
+                        else np.zeros(0)
+            ok = (prompt.size > 0 and (prompt >= 1).all() and (decode >= 1).all()
+                  and (seconds is None or (np.isfinite(seconds).all() and (seconds >= 0).all())))
+        except ValueError:
+            ok = False
+        if not ok:  # find and name the first bad cell
+            return _read_rows(path, fmt, header)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text CSV file (it holds bytes that are not UTF-8 "
+                         "text)") from None
+    return fmt, prompt.astype(np.int64), decode.astype(np.int64), \
+        None if seconds is None else np.asarray(seconds, dtype=float)
+
+
+def _read_rows(path: Path, fmt: str, header: list):
+    """The slow reader: row by row, with errors naming the file, line and column."""
+    time_col, l_col, o_col = _FORMATS[fmt]
+    cols = {c: header.index(c) for c in (time_col, l_col, o_col) if c is not None}
+    prompt, decode, seconds = [], [], []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
         for line, row in enumerate(reader, start=2):
             if not row or all(not cell.strip() for cell in row):
                 continue
@@ -158,12 +216,22 @@ def trace_lengths(path) -> tuple[np.ndarray, np.ndarray]:
     return prompt, decode
 
 
-def trace_workload(path, rate: float | None = None, slot_seconds: float = DEFAULT_SLOT_SECONDS,
-                   time_scale: float = 1.0) -> Workload:
-    """One class whose lengths are resampled from the trace (empirical laws).
+JOINT_BINS = 32
+"""Decode-length bins that keep a trace's (prompt, decode) dependence when resampling."""
 
-    The rate is ``rate`` if given, else the trace's own mean rate in requests per slot
-    (after time scaling).
+
+def trace_workload(path, rate: float | None = None, slot_seconds: float = DEFAULT_SLOT_SECONDS,
+                   time_scale: float = 1.0, joint_bins: int = JOINT_BINS) -> Workload:
+    """The trace's lengths resampled as Poisson classes: the requests are split into
+    ``joint_bins`` bins of equal count by decode length, and each bin is a class whose
+    prompt and decode laws are that bin's empirical laws, at a rate proportional to its
+    count.  So a resampled request keeps the trace's dependence of prompt on decode length
+    up to the bin (the Azure conversation trace: E[w] = 259,153 tokens x slots jointly,
+    279,442 if prompt and decode were independent, 259,005 with 32 bins);
+    ``joint_bins=1`` resamples them independently.
+
+    The total rate is ``rate`` if given, else the trace's own mean rate in requests per
+    slot (after time scaling).
     """
     _, prompt, decode, seconds = _read(path)
     if rate is None:
@@ -171,24 +239,42 @@ def trace_workload(path, rate: float | None = None, slot_seconds: float = DEFAUL
             raise ValueError(f"{path}: give rate; the file has no arrival times to measure it")
         span = (seconds.max() - seconds.min()) * _positive("time_scale", time_scale)
         rate = prompt.size / (span / _positive("slot_seconds", slot_seconds))
+    rate = _positive("rate", rate)
     name = Path(path).stem
-    return Workload((RequestClass(_positive("rate", rate), Empirical(prompt), Empirical(decode),
-                                  name=name),))
+    bins = min(validation.integer("joint_bins", joint_bins, 1), prompt.size)
+    order = np.argsort(decode, kind="stable")
+    classes = []
+    for part in np.array_split(order, bins):
+        o = decode[part]
+        label = name if bins == 1 else f"{name}, o in [{int(o.min())}, {int(o.max())}]"
+        classes.append(RequestClass(rate * part.size / prompt.size, Empirical(prompt[part]),
+                                    Empirical(o), name=label))
+    return Workload(tuple(classes))
 
 
 def azure_trace_path(name: str) -> Path | None:
-    """The shared Azure trace ``azure_{name}_2023.csv`` if present (``$STABILITY_TRACES`` or
-    ``../shared/traces`` beside the repository), else None."""
+    """The shared Azure trace ``azure_{name}_2023.csv`` if present, else None.
+
+    ``$STABILITY_TRACES``, when set, is the directory that must hold it (a directory that
+    does not exist, or lacks the file, is an error rather than a silent fallback);
+    otherwise ``../shared/traces`` beside the repository is tried.
+    """
     if name not in _AZURE_SUMMARY:
         raise ValueError(f"trace name must be one of {sorted(_AZURE_SUMMARY)}, got {name!r}")
-    roots = [os.environ.get("STABILITY_TRACES"),
-             Path(__file__).resolve().parents[3] / "shared" / "traces"]
-    for root in roots:
-        if root:
-            candidate = Path(root) / f"azure_{name}_2023.csv"
-            if candidate.is_file():
-                return candidate
-    return None
+    file = f"azure_{name}_2023.csv"
+    chosen = os.environ.get("STABILITY_TRACES")
+    if chosen:
+        root = Path(chosen)
+        if not root.is_dir():
+            raise ValueError(f"STABILITY_TRACES={chosen}: no such directory (it should hold "
+                             f"{file}; unset it to use ../shared/traces or the synthetic "
+                             "stand-ins)")
+        if not (root / file).is_file():
+            raise ValueError(f"STABILITY_TRACES={chosen}: {file} is not there (unset it to "
+                             "use ../shared/traces or the synthetic stand-ins)")
+        return root / file
+    candidate = Path(__file__).resolve().parents[3] / "shared" / "traces" / file
+    return candidate if candidate.is_file() else None
 
 
 def azure_workload(name: str, rate: float, synthetic: bool | None = None) -> Workload:
@@ -203,8 +289,9 @@ def azure_workload(name: str, rate: float, synthetic: bool | None = None) -> Wor
     if path is not None:
         return trace_workload(path, rate=rate)
     if synthetic is None:
-        warnings.warn(f"Azure {name} trace not found; using its synthetic stand-in",
-                      stacklevel=2)
+        warnings.warn(f"the Azure {name} trace is not in ../shared/traces (set "
+                      "STABILITY_TRACES to its directory); using its synthetic stand-in with "
+                      "the published statistics", stacklevel=2)
     s = _AZURE_SUMMARY[name]
     prompt = LogNormal.matching(s["prompt_mean"], s["prompt_median"], s["prompt_max"])
     decode = LogNormal.matching(s["decode_mean"], s["decode_median"], s["decode_max"])

@@ -38,25 +38,38 @@ __all__ = ["Estimate", "OverflowRow", "OverflowTable", "overflow_probability_is"
 
 @dataclass(frozen=True)
 class Estimate:
-    """An estimate of the per-slot overflow probability P(U > M) (DESIGN 3's U).
+    """An estimate of the per-slot overflow probability P(U > M) (the U of docs/model.md 3.2).
 
     Attributes
     ----------
-    value : the estimate of P(U > M).
-    stderr : its standard error.
-    ci_low, ci_high : confidence interval at ``level`` (importance sampling: normal
+    value : float
+        The estimate of P(U > M).
+    stderr : float
+        Its standard error.
+    ci_low, ci_high : float
+        Confidence interval at ``level`` (importance sampling: normal
         interval, ``ci_high`` widened by ``truncation_bound``; plain MC: Clopper-Pearson).
-    rel_error : stderr / value (inf when value is 0).
-    samples : N, samples drawn.
-    theta : tilt, per token (0 for plain Monte Carlo).
-    memory : M, KV capacity in tokens.
-    level : confidence level 1 - alpha of the interval.
-    hits : samples with U > M.
-    log_value : natural log of ``value`` (finite below 1e-308).
-    truncation_bound : bound on the bias from ages beyond the table (absolute; 0 when
+    rel_error : float
+        stderr / value (inf when value is 0).
+    samples : int
+        N, samples drawn.
+    theta : float
+        Tilt, per token (0 for plain Monte Carlo).
+    memory : int
+        M, KV capacity in tokens.
+    level : float
+        Confidence level 1 - alpha of the interval.
+    hits : int
+        Samples with U > M.
+    log_value : float
+        Natural log of ``value`` (finite below 1e-308).
+    truncation_bound : float
+        Bound on the bias from ages beyond the table (absolute; 0 when
         every decode law is bounded).
-    method : "importance" or "plain".
-    seconds : wall time of the sampling.
+    method : str
+        "importance" or "plain".
+    seconds : float
+        Wall time of the sampling.
     """
 
     value: float
@@ -102,7 +115,7 @@ def _max_value(workload: Workload, budget) -> float:
 def overflow_probability_is(workload: Workload, budget, memory: int, samples: int = 100_000,
                             seed: int = 0, alpha: float = 0.01, theta: float | None = None,
                             workers: int = 1) -> Estimate:
-    """P(U > M) by importance sampling with exponential tilting (DESIGN 3; beyond the paper).
+    """P(U > M) by importance sampling with exponential tilting (docs/model.md 3.4; beyond the paper).
 
     Estimates the per-slot overflow probability of the saturated, eviction-free
     relaxation (see the module docstring): a bound on the real system's overflow
@@ -110,15 +123,23 @@ def overflow_probability_is(workload: Workload, budget, memory: int, samples: in
 
     Parameters
     ----------
-    workload : request classes (their rates give the class mix lambda_k / lambda).
-    budget : a number (deterministic b), ``Budget(mean, law)``, a FlowControl policy,
+    workload : Workload
+        Request classes (their rates give the class mix lambda_k / lambda).
+    budget : float, Budget, PerClassBudget or FlowControl
+        A number (deterministic b), ``Budget(mean, law)``, a FlowControl policy,
         ``PerClassBudget`` or ``"unthrottled"`` (Poisson(lambda_k) activations).
-    memory : M, KV capacity in tokens.
-    samples : N, tilted draws.
-    seed : random seed (the draws depend on (seed, samples) only, not on ``workers``).
-    alpha : the interval has level 1 - alpha.
-    theta : tilt per token; default the Chernoff optimiser theta*(M) (0 when M <= E[U]).
-    workers : threads (the kernel releases the GIL).
+    memory : int
+        M, KV capacity in tokens.
+    samples : int
+        N, tilted draws.
+    seed : int
+        Random seed (the draws depend on (seed, samples) only, not on ``workers``).
+    alpha : float
+        The interval has level 1 - alpha.
+    theta : float or None
+        Tilt per token; default the Chernoff optimiser theta*(M) (0 when M <= E[U]).
+    workers : int
+        Threads (the kernel releases the GIL).
 
     Returns
     -------
@@ -220,14 +241,21 @@ class OverflowRow:
 
     Attributes
     ----------
-    memory : M, tokens.
-    slack : Delta = M - E[U], tokens.
-    importance : the importance-sampling :class:`Estimate`.
-    plain : the plain Monte Carlo :class:`Estimate` (None if not run).
-    exact : exact P(U > M) by FFT (:func:`stability.theory.exact_tail`), None if not run;
+    memory : int
+        M, tokens.
+    slack : float
+        Delta = M - E[U], tokens.
+    importance : Estimate
+        The importance-sampling :class:`Estimate`.
+    plain : Estimate or None
+        The plain Monte Carlo :class:`Estimate` (None if not run).
+    exact : float or None
+        Exact P(U > M) by FFT (:func:`stability.theory.exact_tail`), None if not run;
         an upper bound when ``exact_unit > 1``.
-    exact_lower : rounded-down lower bracket when ``exact_unit > 1``, else None.
-    chernoff : the Chernoff bound exp(-I(M)) (reconstruction of the paper's bound).
+    exact_lower : float or None
+        Rounded-down lower bracket when ``exact_unit > 1``, else None.
+    chernoff : float
+        The Chernoff bound exp(-I(M)) (reconstruction of the paper's bound).
     """
 
     memory: int
@@ -248,13 +276,20 @@ class OverflowTable:
 
     Attributes
     ----------
-    title : description of the workload and budget.
-    mean : E[U] = E[B] E[w], tokens.
-    sd : sqrt(Var U), tokens.
-    rows : one :class:`OverflowRow` per capacity.
-    exact_unit : lattice unit of the FFT tail (1 = exact), None if not run.
-    seconds : wall time.
-    notes : what was approximated and how.
+    title : str
+        Description of the workload and budget.
+    mean : float
+        E[U] = E[B] E[w], tokens.
+    sd : float
+        sqrt(Var U), tokens.
+    rows : tuple
+        One :class:`OverflowRow` per capacity.
+    exact_unit : int or None
+        Lattice unit of the FFT tail (1 = exact), None if not run.
+    seconds : float
+        Wall time.
+    notes : tuple
+        What was approximated and how.
     """
 
     title: str
@@ -312,20 +347,34 @@ def overflow_table(workload: Workload, budget, memories, samples: int = 100_000,
                    exact: bool = True, workers: int = 1, title: str | None = None,
                    mc_method: str = "direct") -> OverflowTable:
     """IS estimate, interval, relative error, plain MC, exact FFT tail and Chernoff bound
-    of P(U > M) for each capacity M (DESIGN 3's eviction-free relaxation).
+    of P(U > M) for each capacity M (docs/model.md 3.2's eviction-free relaxation).
 
     Parameters
     ----------
-    workload, budget : as for :func:`overflow_probability_is`.
-    memories : capacities M (tokens), integers >= 1.
-    samples : importance-sampling draws per capacity (common random numbers: every
+    workload : Workload
+        As for :func:`overflow_probability_is`.
+    budget : float, Budget, PerClassBudget, FlowControl or str
+        As for :func:`overflow_probability_is`.
+    memories : sequence of int
+        Capacities M (tokens), integers >= 2.
+    samples : int
+        Importance-sampling draws per capacity (common random numbers: every
         capacity uses ``seed``).
-    mc_samples : plain Monte Carlo draws, shared by all capacities (0 to skip).
-    mc_method : plain Monte Carlo sampler, "direct" or "tables" (:data:`MC_METHODS`).
-    seed, alpha, workers : as for :func:`overflow_probability_is`.
-    exact : also compute the exact FFT tail (may coarsen to a lattice of h tokens for very
+    mc_samples : int
+        Plain Monte Carlo draws, shared by all capacities (0 to skip).
+    mc_method : str
+        Plain Monte Carlo sampler, "direct" or "tables" (:data:`MC_METHODS`).
+    seed : int
+        As for :func:`overflow_probability_is`.
+    alpha : float
+        As for :func:`overflow_probability_is`.
+    workers : int
+        As for :func:`overflow_probability_is`.
+    exact : bool
+        Also compute the exact FFT tail (may coarsen to a lattice of h tokens for very
         large cases; then ``exact`` is an upper bound and ``exact_lower`` a lower one).
-    title : heading of the table (default: the classes and the budget).
+    title : str or None
+        Heading of the table (default: the classes and the budget).
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Jitted samplers of the eviction-free demand U (DESIGN 3), tilted and plain.
+"""Jitted samplers of the eviction-free demand U (docs/model.md 3.2), tilted and plain.
 
 Kernel layer (STYLE): plain arrays and scalars in, ``out`` filled in place, the xoshiro
 state passed and returned as scalars (:mod:`stability._rng`).  Each call samples one

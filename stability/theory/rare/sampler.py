@@ -221,23 +221,32 @@ def _stream_tilt(st, theta: float) -> tuple[_StreamTilt, float]:
 
 
 class TiltedSampler:
-    """The exponentially tilted law of U (DESIGN 3) at one theta, ready to sample.
+    """The exponentially tilted law of U (docs/model.md 3.2) at one theta, ready to sample.
 
     Parameters
     ----------
-    workload, budget : as for :class:`stability.theory.DemandModel` (a number is a
-        deterministic b; ``Budget(mean, law)``; a FlowControl policy; ``"unthrottled"``).
-    theta : tilt, per token, 0 <= theta < theta_max (0 gives the untilted law).
+    workload : Workload
+        Request classes.
+    budget : float, Budget, PerClassBudget, FlowControl or str
+        As for :class:`stability.theory.DemandModel` (a number is a deterministic b;
+        ``Budget(mean, law)``; a FlowControl policy; ``"unthrottled"``).
+    theta : float
+        Tilt, per token, 0 <= theta < theta_max (0 gives the untilted law).
 
     Attributes
     ----------
-    theta : the tilt.
-    log_mgf : Lambda_A(theta), the exact log-MGF of U_A (ages below the table's end).
-    ages : A, the table length (the largest over streams).
-    truncation_mass : tau, bound on the tilted expected active activations older than A
-        (0 when every decode law is bounded).
-    log_mgf_upper : Lambda_A + tau >= Lambda(theta) of the untruncated U (the dropped
-        ages add sum log G(phi_a) <= E[B] sum (phi_a - 1) <= tau).
+    theta : float
+        The tilt.
+    log_mgf : float
+        Lambda_A(theta), the exact log-MGF of U_A (ages below the table's end).
+    ages : int
+        A, the table length (the largest over streams).
+    truncation_mass : float
+        tau, bound on the tilted expected active activations older than A (0 when every
+        decode law is bounded).
+    log_mgf_upper : float
+        Lambda_A + tau >= Lambda(theta) of the untruncated U (the dropped ages add
+        sum log G(phi_a) <= E[B] sum (phi_a - 1) <= tau).
     """
 
     def __init__(self, workload: Workload, budget, theta: float):

@@ -1,0 +1,66 @@
+"""The Section 4.2 experiment's inputs and rows (experiments.section42)."""
+
+import numpy as np
+import pytest
+
+from experiments import section42 as s42
+
+
+def test_chunks_have_the_requested_rate_and_keep_the_trace_order():
+    rate = 0.5
+    a = s42.chunk_requests("conv", rate, 300, 0)
+    b = s42.chunk_requests("conv", rate, 300, 1)
+    for req in (a, b):
+        t = req.arrival_time
+        assert (np.diff(t) >= 0).all() and t[0] == 0
+        # mean rate over the chunk: (n - 1) gaps in the span (trace) or Poisson (stand-in)
+        assert (len(req) - 1) / t[-1] == pytest.approx(rate, rel=0.2)
+    assert not np.array_equal(a.decode, b.decode)  # disjoint chunks / independent replays
+
+
+def test_tuning_replay_is_independent_of_the_reported_chunks():
+    tune = s42.tuning_requests("code", 0.5, 300)
+    chunk = s42.chunk_requests("code", 0.5, 300, 0)
+    assert not np.array_equal(tune.arrival_time[:50], chunk.arrival_time[:50])
+
+
+def _cell(world, load, flow, vllm, metric, trace="conv", memory=16492):
+    runs = {m: [1.0, 1.0, 1.0] for m in s42.METRICS}
+    f, g = dict(runs), dict(runs)
+    f[metric], g[metric] = list(flow), list(vllm)
+    return {"trace": trace, "memory": memory, "world": world, "load": load,
+            "tuned": {"multiplier": 1.5}, "runs": {s42.FLOW: f, s42.BASELINE: g}}
+
+
+def _results(cells, critical=1.0):
+    return {"cells": cells, "info": {"conv": {"critical": {"16492": {"per_second": critical}}}}}
+
+
+def _row(rows, words):
+    hits = [r for r in rows if words in r.claim]
+    assert len(hits) == 1, [r.claim for r in rows]
+    return hits[0]
+
+
+@pytest.mark.parametrize("flow, vllm, expected", [([1, 2, 3], [5, 6, 7.5], "PASS"),
+                                                  ([5, 6, 7.5], [1, 2, 3], "FAIL"),
+                                                  ([1, 2, 3], [1.1, 1.9, 3.1], "FAIL")])
+def test_latency_row_passes_and_fails(flow, vllm, expected):
+    rows = s42.verify(_results([_cell("vllm", 0.6, flow, vllm, "e2e_mean")]))
+    assert _row(rows, "lower mean end-to-end latency").verdict == expected
+
+
+def test_throughput_row_and_bound_row():
+    good = _cell("vllm", 1.1, [0.9, 0.95, 0.92], [0.8, 0.82, 0.85], "request_throughput")
+    rows = s42.verify(_results([good]))
+    assert _row(rows, "higher request throughput").verdict == "PASS"
+    assert _row(rows, "faster than the critical rate").verdict == "PASS"
+    rows = s42.verify(_results([good], critical=0.9))  # a replication above the bound
+    assert _row(rows, "faster than the critical rate").verdict == "FAIL"
+    bad = _cell("vllm", 1.1, [0.8, 0.82, 0.85], [0.9, 0.95, 0.92], "request_throughput")
+    assert _row(s42.verify(_results([bad])), "higher request throughput").verdict == "FAIL"
+
+
+def test_no_bound_row_without_an_overloaded_cell():
+    rows = s42.verify(_results([_cell("vllm", 0.6, [1, 2, 3], [5, 6, 7], "e2e_mean")]))
+    assert not [r for r in rows if "critical rate" in r.claim]
