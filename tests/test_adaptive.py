@@ -13,6 +13,7 @@ from stability.engine import control as ctl
 from stability.engine.control import ADAPTIVE, PREDICTED_FLOW, SCALE
 from stability.engine.reference_control import ReferenceControl
 from stability.policies.adaptive import AdaptiveFlow, PredictedFlow
+from stability.theory.effective import loss_rate_bound
 from stability.theory.adaptive import (budgeted_guarantee, certified_budgets,
                                        memory_time_window, predicted_overflow_bound,
                                        refusals_and_removals)
@@ -203,8 +204,9 @@ def _greedy_with_moments(m, waste_short, decoded_short):
 @ENGINES
 def test_thrash_trigger_is_z_of_the_short_waste(which):
     """z^2 = W^2 E[o] / (D C E[(l+o)^2]) with the averages after the period: with no waste
-    in the period W = 0.75 w0 and D = 0.75 d0 + 100 / 4."""
-    for w0, switches in ((4.0, 0), (40.0, 1)):
+    in the period W = 0.75 w0 and D = 0.75 d0 + 100 / 4, so z = 0.184 (w0 = 70, stays
+    greedy) and z = 0.224 (w0 = 85, switches) on either side of the trigger 0.2."""
+    for w0, switches in ((4.0, 0), (70.0, 0), (85.0, 1)):
         m = machines(AdaptiveFlow(period=4, trigger=0.2))[which]
         _greedy_with_moments(m, w0, 400.0)
         for t in range(4):
@@ -264,6 +266,26 @@ def test_greedy_mode_is_greedy_exactly():
     g = s.simulate(req, s.Greedy(), 2000, horizon=3000, seed=4)
     assert a.raw.control.switches == 0
     assert np.array_equal(a.completion, g.completion) and a.raw.stats == g.raw.stats
+
+
+@pytest.mark.parametrize("policy", [
+    AdaptiveFlow(period=8, retry=4),
+    AdaptiveFlow(period=8, retry=4, predictions=s.Predictions.noisy(0.5)),
+    PredictedFlow(0.9 * 16492, s.Predictions.noisy(0.5))], ids=["adaptive", "adaptive-noisy",
+                                                               "flow-predicted"])
+def test_engines_agree_while_the_controller_switches(policy):
+    """The Sec. 4.1 lattice at 0.95 lambda*: Greedy thrashes, so the controller switches,
+    shrinks and grows its budget and tries greedy again (7 switches); both engines give the
+    same run, ControlStats included."""
+    w = s.Workload.paper_4_1(0.95 * 16492 / 1353.3333333 / 3)
+    req = w.generate(2500, 7)
+    fast = s.simulate(req, policy, 16492, horizon=2500, seed=7, warmup=300)
+    ref = s.simulate(req, policy, 16492, horizon=2500, seed=7, warmup=300, engine="reference")
+    assert fast.raw.differences(ref.raw) == []
+    assert fast.raw.control == ref.raw.control
+    if isinstance(policy, AdaptiveFlow):
+        assert fast.raw.control.switches >= 2 and fast.raw.control.budgeted_slots > 1000
+        assert fast.raw.control.budgeted_overflows > 0
 
 
 @pytest.mark.slow
@@ -374,7 +396,11 @@ def test_budgeted_guarantee_on_the_section_4_1_classes():
     assert 0 < g.overflow < 0.01 and g.certified and g.loss < 0.2
     bad = budgeted_guarantee(w, 16492, 12.5)  # ceil = 13: E[U] > M, nothing bounded
     assert bad.overflow == 1.0 and not bad.certified
-    assert certified_budgets(w, 16492) == [(pytest.approx(9.749 + g.loss, abs=0.01), 11.0)]
+    # k = 10: (max(9, lambda + r(10)), 10] with r(10) ~ 1e-7; k = 11: (10, 11] since
+    # lambda + r(11) = 9.87 < 10; k = 12: r(12) ~ 93, empty.  Merged: (lambda + r(10), 11]
+    r10 = loss_rate_bound(w, 10, 16492, "chernoff").loss
+    assert 0 < r10 < 1e-6 and w.total_rate + g.loss < 10
+    assert certified_budgets(w, 16492) == [(pytest.approx(w.total_rate + r10, abs=1e-9), 11.0)]
     assert certified_budgets(s.Workload.paper_4_1(0.95 * lam_star / 3), 16492) == []
 
 

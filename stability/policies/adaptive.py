@@ -53,7 +53,7 @@ class AdaptiveFlow(Policy, kind="adaptive"):
     Every ``period`` slots a controller reads the wasted tokens (restart evictions), the
     decoded tokens, the arrivals and the completed lengths:
 
-    - greedy -> budgeted when the recent waste is ``trigger`` or more standard deviations
+    - greedy -> budgeted when the recent waste is more than ``trigger`` standard deviations
       of the memory random completions free per slot (z = f sqrt(n E[o] / E[(l+o)^2]), f
       the wasted share of decoded tokens, n the decoding requests), with b = ``rate_start``
       x the arrival rate;
