@@ -41,7 +41,7 @@ PREDICTED_FLOW = 7
 SCALE = 1 << 20
 """Credit units of one request when the budget counts requests (fractional budgets)."""
 
-# Controller constants of ADAPTIVE (docs/adaptive.md section 2 gives the reason for each).
+# Controller constants of ADAPTIVE (docs/adaptive.md section 1 gives the reason for each).
 STEP_DOWN = 1.0 / 1024.0  # b shrinks by this share while the long-run waste is above target
 STEP_UP = 1.0 / 2048.0  # b grows by this share when the budget held a request back
 LONG = 64.0  # periods of the long-run waste average (the budget's target)
@@ -102,7 +102,7 @@ def new_control(**values) -> np.ndarray:
 
 
 def memory_time(prompt, point):
-    """Predicted memory-time w_hat = l o_hat + o_hat (o_hat + 1) / 2 (DESIGN 1)."""
+    """Predicted memory-time w_hat = l o_hat + o_hat (o_hat + 1) / 2 (docs/model.md 1)."""
     return prompt * point + point * (point + 1) // 2
 
 

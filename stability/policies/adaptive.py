@@ -123,7 +123,7 @@ class AdaptiveFlow(Policy, kind="adaptive"):
 @dataclass(frozen=True)
 class PredictedFlow(Policy, kind="flow-predicted"):
     """Prediction-aware flow control: Alg. 2 with the budget counted in predicted
-    memory-time (docs/adaptive.md section 4).
+    memory-time (docs/adaptive.md section 2).
 
     Each slot the credit becomes min(credit + W, W) (a debt carries over, unused credit
     does not pile up) and the waiting requests are taken from the head while the credit is

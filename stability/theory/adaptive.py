@@ -5,7 +5,7 @@ docs/adaptive.md section 3 states the results; this module computes them.
 **Adaptive flow control in budgeted mode.**  With budget b (a credit refilled by b per slot,
 capped at b, debt allowed), at most ceil(b) waiting requests are *candidates* in a slot,
 each admitted only if it fits (Greedy's memory test, stopping at the first that does not).
-Let U be the saturated eviction-free demand of DESIGN 3 with the deterministic budget
+Let U be the saturated eviction-free demand of docs/model.md 3.2 with the deterministic budget
 B = ceil(b) and h = l_min + 1.  Then, while the policy stays in budgeted mode with that
 budget (for longer than the largest decode length):
 
@@ -311,4 +311,4 @@ def predicted_overflow_bound(workload: Workload, memory: int, budget: float,
     r = chernoff_rate(model, memory)
     return PredictedOverflow(w, beta, beta * window.mean_memory_time, math.exp(-r.rate), r.rate,
                              "approximation: Poisson(W / E[w_hat]) admissions per slot in the "
-                             "Alg. 2 bound (DESIGN 3 reconstruction)")
+                             "Alg. 2 bound (docs/model.md 3.2 reconstruction)")
