@@ -7,5 +7,5 @@ experiment may add ``overview(results) -> [markdown lines]``, the report's openi
 """
 
 EXPERIMENTS = ("section41", "boundary", "baselines", "overflow", "budget", "traces", "hindsight",
-               "region", "regime", "section42")
+               "region", "regime", "section42", "adaptive")
 """Experiment names in the order they run and appear in the report."""

@@ -2,4 +2,5 @@
 cached results of ``stability reproduce``; ``style`` holds the shared look."""
 
 FIGURES = ("fig1_section41", "fig2_boundary", "fig3_baselines", "fig4_overflow", "fig5_budget",
-           "fig6_traces", "fig7_hindsight", "fig8_region", "fig9_regime", "fig10_section42")
+           "fig6_traces", "fig7_hindsight", "fig8_region", "fig9_regime", "fig10_section42",
+           "fig15_adaptive")
