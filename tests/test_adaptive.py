@@ -360,6 +360,44 @@ def test_command_line_needs_no_budget(capsys):
                  "--policy", "flow-predicted", "--budget", "9000", "--predictions",
                  "noisy:0.5", "--slots", "500"]) == 0
     assert "PredictedFlow" in capsys.readouterr().out
+    assert main(["simulate", "--workload", "paper-4.1", "--rate", "2", "--memory", "16492",
+                 "--policy", "flow-predicted", "--budget", "9000", "--predictions", "exact",
+                 "--slots", "500"]) == 0
+    assert "PredictedFlow(budget=9000, predictions=Predictions(kind='exact'" in \
+        capsys.readouterr().out
+
+
+def test_command_line_sweep_runs_the_new_policies(tmp_path):
+    """`stability sweep` on a TOML grid with the adaptive policy (no budget) and
+    prediction-aware flow control with exact and noisy predictions."""
+    from stability.cli import main
+    from stability.store import load
+
+    config = tmp_path / "a.toml"
+    config.write_text("""
+[sweep]
+name = "a"
+root_seed = 3
+replications = 2
+slots = 600
+memory = [16492]
+
+[[workload]]
+kind = "paper-4.1"
+load = 0.9
+
+[[policy]]
+kind = "adaptive"
+
+[[policy]]
+kind = "flow-predicted"
+budget = 12000
+predictions = ["exact", "noisy:0.3"]
+""")
+    assert main(["sweep", str(config), "--db", str(tmp_path / "a.sqlite"), "--workers", "1",
+                 "--quiet"]) == 0
+    policies = set(load(tmp_path / "a.sqlite")["policy"].tolist())
+    assert len(policies) == 3 and any('"adaptive"' in p for p in policies)
 
 
 def test_sweeps_run_the_new_policies(tmp_path):
