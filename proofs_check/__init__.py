@@ -153,7 +153,7 @@ def run_all(only: list[str] | None = None, timeout: float | None = None,
     Each runs in a child process under its time limit (``timeout`` overrides every
     check's own); ``isolate=False`` runs them in this process, without a limit.
     """
-    from proofs_check import adaptive, algebra, numeric, region  # noqa: F401  (registers)
+    from proofs_check import algebra, numeric, region, adaptive  # noqa: F401  (registers, in order)
 
     results = []
     for c in CHECKS:

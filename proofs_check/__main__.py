@@ -63,7 +63,7 @@ def write_report(results, path: Path = REPORT) -> None:
 
 
 def main(argv=None) -> int:
-    from proofs_check import adaptive, algebra, numeric, region  # noqa: F401  (registers)
+    from proofs_check import algebra, numeric, region, adaptive  # noqa: F401  (registers, in order)
 
     names = [c.name for c in CHECKS]
     parser = argparse.ArgumentParser(
