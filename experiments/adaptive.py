@@ -9,8 +9,15 @@ tuned budget and ``AdaptiveFlow()`` with its default parameters run on the same 
 (common random numbers: the same arrivals and lengths in replication r); every comparison
 is a paired 95% Student-t interval over the replications.
 
+The two Azure traces (conversation and code) are replayed with their real arrival times at
+the trace experiment's loads (``experiments.traces``: M = 200,000, run until every request
+completes, flow control's budget from that experiment's shared tuning).  A replay is one
+sample, so its intervals are paired batch means: the requests in arrival order are cut
+into :data:`BLOCKS` consecutive blocks and each block's mean and p95 latency is one
+observation (the same blocks for every policy).
+
 Rows: (1) adaptive's mean and p95 latency within 5% of the better of the two in every
-cell; (2) significantly better than both somewhere; (3) never unstable below lambda* (the
+cell and trace; (2) significantly better than both somewhere; (3) never unstable below lambda* (the
 growth of the number in system over the second half of each run has an interval that
 contains 0 or lies below it); (4) in budgeted mode, the overflow rate below the Alg. 2
 bound of docs/adaptive.md section 3 at ceil of the largest budget held.
@@ -34,6 +41,8 @@ TOLERANCE = 0.05
 """Adaptive's latency may exceed the better policy's by this share (row 1)."""
 POLICIES = ("Greedy", "FlowControl (tuned)", "AdaptiveFlow")
 METRICS = ("latency_mean", "latency_p95")
+BLOCKS = 8
+"""Batch means of a trace replay: consecutive blocks of requests in arrival order."""
 
 
 def _budget(ctx: Context) -> dict:
@@ -68,6 +77,64 @@ def _run(task: dict) -> dict:
     if c is not None:
         out.update(budgeted_slots=c.budgeted_slots, budgeted_overflows=c.budgeted_overflows,
                    mean_rate=c.mean_rate, max_rate=c.max_rate, switches=c.switches)
+    return out
+
+
+def _replay(job: dict) -> dict:
+    """One policy on one Azure trace at one load, run until every request completes: the
+    mean and p95 latency of each of BLOCKS consecutive blocks of requests."""
+    from stability import simulate
+    from stability.metrics import Distribution
+    from stability.policies import from_spec
+
+    from experiments.traces import MEMORY, _requests
+
+    requests, _, source = _requests(job["trace"], job["load"], job["synthetic_slots"])
+    r = simulate(requests, from_spec(job["policy"]), MEMORY, horizon=None, seed=job["seed"])
+    order = np.argsort(requests.arrival, kind="stable")
+    latency = (r.completion - requests.arrival + 1)[order]
+    blocks = np.array_split(latency, BLOCKS)
+    c = r.raw.control
+    out = {"latency_mean": [float(b.mean()) for b in blocks],
+           "latency_p95": [float(Distribution.from_values(b).p95) for b in blocks],
+           "replications": list(range(BLOCKS)), "source": source, "requests": len(requests)}
+    if c is not None:
+        out.update(budgeted_slots=[c.budgeted_slots], budgeted_overflows=[c.budgeted_overflows],
+                   max_rate=[c.max_rate], switches=[c.switches])
+    return out
+
+
+def _traces(ctx: Context, executor) -> list:
+    """The trace cells: Greedy, flow control at the traces experiment's tuned budget and
+    adaptive flow control, replayed on each trace at each load."""
+    from experiments import traces
+    from experiments.tuned import tune
+
+    tb = traces._budget(ctx)
+    cells_ = [{"key": f"{name}-{load:g}", "workload": {"kind": f"azure-{name}",
+                                                        "source": "auto", "load": load},
+               "memory": traces.MEMORY, "world": {}}
+              for name in traces.TRACES for load in tb["loads"]]
+    best = tune(ctx, traces.NAME, cells_, tb["tune_slots"], tb["tune_replications"])
+    jobs = [dict(key=c["key"], trace=c["key"].split("-")[0], load=c["workload"]["load"],
+                 label=label, policy=spec, seed=traces.ROOT_SEED,
+                 synthetic_slots=tb["synthetic_slots"])
+            for c in cells_ for label, spec in (("Greedy", {"kind": "greedy"}),
+                                                ("FlowControl (tuned)", best[c["key"]]["spec"]),
+                                                ("AdaptiveFlow", {"kind": "adaptive"}))]
+    params = dict(loads=tb["loads"], synthetic_slots=tb["synthetic_slots"], blocks=BLOCKS,
+                  best={k: v["spec"] for k, v in best.items()}, seed=traces.ROOT_SEED)
+    runs = cached_json(ctx, f"{NAME}_traces", params,
+                       lambda: [f.result() for f in [executor.submit(_replay, j) for j in jobs]])
+    out = []
+    for c in cells_:
+        mine = {j["label"]: run for j, run in zip(jobs, runs) if j["key"] == c["key"]}
+        name = c["key"].split("-")[0]
+        out.append(dict(c, key=f"azure-{c['key']}", family=f"azure-{name}-trace",
+                        label=f"Azure {name} trace", world_name="replay",
+                        load=c["workload"]["load"], lambda_star=None, trace=True,
+                        source=mine["Greedy"]["source"], tuned=best[c["key"]],
+                        policies=mine))
     return out
 
 
@@ -123,7 +190,8 @@ def compute(ctx: Context) -> dict:
                                         for name in mine[0][1]}
             entry["policies"][label]["replications"] = [r for r, _ in mine]
         out.append(entry)
-    top = {e["key"]: max((x for x in e["policies"]["AdaptiveFlow"]["max_rate"]
+    out += _traces(ctx, executor)
+    top = {e["key"]: max((x for x in e["policies"]["AdaptiveFlow"].get("max_rate", [])
                           if x is not None and math.isfinite(x)), default=None) for e in out}
     gjobs = [dict(workload=c["workload"], memory=c["memory"], budget=top[c["key"]])
              for c in out if top[c["key"]] is not None]
@@ -209,7 +277,7 @@ def verify(results: dict) -> list:
         "some cell and metric with adaptive - Greedy and adaptive - tuned flow control both "
         "significantly below 0 (paired 95% CIs)", verdict(bool(wins))))
     # 3. never unstable below lambda*
-    below = [e for e in cells_ if e["load"] < 1]
+    below = [e for e in cells_ if e["load"] < 1 and "growth" in e["policies"]["AdaptiveFlow"]]
     if below:
         grow, top = [], (-math.inf, "")
         for e in below:
@@ -258,5 +326,6 @@ def overview(results: dict) -> list:
         return []
     used = [e["key"] for e in cells_
             if sum(e["policies"]["AdaptiveFlow"].get("switches") or [0]) > 0]
-    return [f"Adaptive flow control (`fig15_adaptive`, {len(cells_)} regime-map cells) switched "
+    return [f"Adaptive flow control (`fig15_adaptive`, {len(cells_)} cells: regime map and Azure "
+            f"traces) switched "
             f"to its budget in {len(used)} cells ({_where(used)}) and stayed greedy elsewhere."]

@@ -74,3 +74,11 @@ def test_overflow_row_fails_above_the_bound():
                                             bound=1.0), GOOD[1]]})
     assert rows[3].verdict == "PASS" and "vacuous (= 1, ceil(b) E[w] >= M) in 1 of 1" in \
         rows[3].theory
+
+
+def test_trace_replays_have_no_growth_row_entry():
+    """A replay runs until every request completes: it enters rows 1 and 2, not row 3."""
+    trace = _cell("azure-conv-0.9", 300.0, 310.0, 300.0)
+    del trace["policies"]["AdaptiveFlow"]["growth"]
+    rows = adaptive.verify({"cells": [GOOD[0], trace]})
+    assert "1 cells below lambda*" in rows[2].simulation and rows[0].verdict == "PASS"
