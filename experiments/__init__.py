@@ -10,4 +10,5 @@ EXPERIMENTS = ("section41", "boundary", "baselines", "overflow", "budget", "trac
                "region", "regime", "section42")
 EXPERIMENTS += ("ao_limit_cycles", "nie_stability", "ldp_throughput", "jaillet_competitive",
                 "kong_svf", "feng_nonclairvoyant")  # the neighbouring papers (issue 15)
+EXPERIMENTS += ("adaptive",)  # adaptive and prediction-aware flow control (issue 12)
 """Experiment names in the order they run and appear in the report."""

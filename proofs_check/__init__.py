@@ -153,7 +153,7 @@ def run_all(only: list[str] | None = None, timeout: float | None = None,
     Each runs in a child process under its time limit (``timeout`` overrides every
     check's own); ``isolate=False`` runs them in this process, without a limit.
     """
-    from proofs_check import algebra, neighbours, numeric, region  # noqa: F401  (registers the checks)
+    from proofs_check import algebra, neighbours, numeric, region, adaptive  # noqa: F401,E501  (registers, in order)
 
     results = []
     for c in CHECKS:

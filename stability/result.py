@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stability.engine.control import ControlStats
 from stability.engine.raw import RawRun, SlotStats
 from stability.metrics import ClassMetrics, Distribution, Metrics, Seconds, slot_metrics
 from stability.workload import Requests
@@ -77,6 +78,7 @@ class SimulationResult:
 
     prefill_tokens = property(lambda self: self.raw.prefill_tokens)
     recomputed_tokens = property(lambda self: self.raw.recomputed_tokens)
+    control = property(lambda self: self.raw.control)  # stateful policies: ControlStats
 
     @property
     def arrival(self) -> np.ndarray:
@@ -200,6 +202,7 @@ class StreamResult:
     class_totals: np.ndarray  # (K, 6): completed, tokens, restarted, latency sum, ttft sum, evictions
     interrupted: bool = False
     elapsed_seconds: float = field(default=0.0, compare=False)
+    control: object = None  # a stateful policy's ControlStats (stability.engine.control)
 
     @property
     def completed(self) -> int:
@@ -239,6 +242,7 @@ class StreamResult:
             class_totals=sum(r.class_totals for r in results),
             interrupted=any(r.interrupted for r in results),
             elapsed_seconds=max(r.elapsed_seconds for r in results),
+            control=ControlStats.pooled([r.control for r in results]),
         )
 
     def metrics(self) -> Metrics:

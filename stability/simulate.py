@@ -389,7 +389,7 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
         stats=SlotStats.from_counters(c), series=Series(stride, kv, queue, active),
         latency_histogram=run.hist.latency, ttft_histogram=run.hist.ttft,
         class_totals=run.hist.totals.copy(), interrupted=interrupted,
-        elapsed_seconds=time.perf_counter() - began,
+        elapsed_seconds=time.perf_counter() - began, control=stream.control,
     )
 
 

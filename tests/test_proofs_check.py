@@ -84,3 +84,25 @@ def test_reported_numbers_do_not_depend_on_the_last_bits():
     assert below(3.3e-16) == below(5.6e-16) == "< 1e-15"
     assert below(2.0e-11) == below(2.2e-11) == "< 1e-10"
     assert below(0.0) == "0"
+
+
+def test_adaptive_checks_fail_on_wrong_theory(monkeypatch):
+    """The checks of docs/adaptive.md section 3 pass, and fail when the package's answer
+    is wrong: removals that free one token each, a guarantee at b - 1, a window whose drain
+    end is 10% low."""
+    import dataclasses
+
+    import proofs_check.adaptive as pa
+    from stability.theory import adaptive as ta
+
+    names = ["adaptive_refusal_count", "adaptive_budgeted_bound", "memory_time_window_algebra"]
+    assert all(out.passed for _, out, _ in run_all(names, isolate=False))
+
+    monkeypatch.setattr(pa, "refusals_and_removals",
+                        lambda running, needs, memory, h: ta.refusals_and_removals(
+                            running, needs, memory, 1))
+    monkeypatch.setattr(pa, "budgeted_guarantee",
+                        lambda w, m, b: ta.budgeted_guarantee(w, m, max(b - 1, 0.5)))
+    monkeypatch.setattr(pa, "memory_time_window", lambda *a, **k: dataclasses.replace(
+        ta.memory_time_window(*a, **k), low=ta.memory_time_window(*a, **k).low / 1.1))
+    assert not any(out.passed for _, out, _ in run_all(names, isolate=False))

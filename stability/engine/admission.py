@@ -16,6 +16,10 @@ A policy enters the kernel through five small functions (docs/model.md section 4
 Adding a policy: a code, a :data:`PARAMS` field if it needs one, a branch in the hooks
 that differ from the default, its class in :mod:`stability.policies` and its rule in
 :mod:`stability.engine.reference`.
+
+Policies with state that lasts from slot to slot (a credit, a controller) keep it in a
+:data:`stability.engine.control.CONTROL` record, which ``Encoded.control`` carries and the
+engines copy per run (adaptive and prediction-aware flow control, docs/adaptive.md).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from numba import njit
 
 from stability.engine import rng
 from stability.engine.codes import ACTIVE, NO_LIMIT
+from stability.engine.control import ADAPTIVE, PREDICTED_FLOW
 
 # policy codes
 FLOW = 0  # Alg. 2: B_t from the head, no memory check
@@ -35,6 +40,9 @@ GREEDY = 2  # FCFS while R + need <= cap
 CONSERVATIVE = 3  # FCFS while the reservations fit in M
 MEMORY_CHECKED = 4  # MC-SF, MC-Benchmark, A_min: projected memory at predicted completions
 PACED = 5  # FCFS while R + need <= cap, at most ``per_slot`` admissions per slot
+# ADAPTIVE = 6: FCFS while R + need <= M, at most a credit-paced budget in budgeted mode
+# PREDICTED_FLOW = 7: from the head while a credit in predicted memory-time lasts, no
+# memory check (both defined in stability.engine.control, with their state)
 
 # how candidates are taken from the waiting queues
 FROM_HEAD, FROM_CLASSES, FROM_CHOICE = 0, 1, 2
@@ -76,7 +84,7 @@ def source(code):
 @njit(cache=True, nogil=True, inline="always")
 def bounces(code):
     """True if a candidate that does not fit bounces (admitted without a memory check)."""
-    return code == FLOW or code == CLASSES
+    return code == FLOW or code == CLASSES or code == PREDICTED_FLOW
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -147,6 +155,10 @@ def quiet(code, p, class_budgets, memory, waiting, ends, demand_next, head_need,
         result = p.per_slot == 0 or demand_next + head_need > p.cap
     elif code == CONSERVATIVE:
         result = reserved + head_booking > memory
+    elif code == ADAPTIVE:  # its credit only delays by slots: quiet only when nothing fits
+        result = demand_next + head_need > memory
+    elif code == PREDICTED_FLOW:
+        result = p.budget == 0
     return result
 
 
@@ -294,7 +306,8 @@ class Encoded(NamedTuple):
     groups_by_class : one FIFO queue per class; evict_to : an overflow evicts LIFO until
     R <= evict_to; max_active, token_budget : caps on the batch (vLLM's max_num_seqs and
     max_num_batched_tokens, ``codes.NO_LIMIT`` when off); predictions : the prediction
-    model of a length-aware policy (drawn by the API), else None.
+    model of a length-aware policy (drawn by the API), else None; control : the initial
+    state of a stateful policy (copied per run), else None.
     """
 
     params: np.ndarray
@@ -304,6 +317,7 @@ class Encoded(NamedTuple):
     max_active: int = NO_LIMIT
     token_budget: int = NO_LIMIT
     predictions: object = None
+    control: object = None  # a stability.engine.control.CONTROL record (stateful policies)
 
     @property
     def code(self) -> int:

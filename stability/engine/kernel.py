@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from stability.engine import admission, stats, timing
+from stability.engine import admission, control, stats, timing
 from stability.engine.codes import ACTIVE, DONE_OK, NEED_ROOM, NO_LIMIT, REQUEUE_FRONT, WAITING
 from stability.engine.steps import (
     admission_need,
@@ -57,7 +57,7 @@ from stability.engine.steps import (
 # ------------------------------------------------------------------------------ advance
 @njit(cache=True, nogil=True, _nrt=False)
 def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, class_budgets,
-            arrivals, hist, series, phase, scratch):
+            arrivals, hist, series, phase, scratch, ctl):
     """Simulate slots cnt.t .. cfg.t_stop - 1; returns DONE_OK, NEED_ROOM or BURST.
 
     The requests waiting or running live in ``req``, a pool of reusable entries (free ones
@@ -67,7 +67,8 @@ def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, cl
     ``until_done`` the run stops once all have completed.  Stream mode: arrivals are drawn
     from ``arrivals`` one slot ahead and completed requests are folded into ``hist``.  The
     kernel never reallocates: before each slot it checks that every buffer has room
-    (``state.room_needed``) and returns NEED_ROOM otherwise.
+    (``state.room_needed``) and returns NEED_ROOM otherwise.  ``ctl`` holds the state of a
+    stateful policy (``control.CONTROL``; unused by the others).
     """
     cf = cfg[0]
     c = cnt[0]
@@ -77,6 +78,8 @@ def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, cl
     in_order = order.size == 0
     p = pol[0]
     code_ = p.code
+    ps = ctl[0]
+    adaptive = code_ == control.ADAPTIVE
     source = admission.source(code_)
     mask = qi.shape[1] - 1
     half = cf.memory // 2 + 1
@@ -117,11 +120,14 @@ def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, cl
         if cf.timed and t == cf.warmup:
             c.window_start = c.now
         # ---- 1. arrivals
+        arrived = 0  # credit units of this slot's arrivals (stateful policies)
         if cf.streaming:
             if t == c.next_arrival:
+                waiting_before = c.waiting_n
                 status = arrive_stream(cf, c, req, free, qi, qe, arrivals, t)
                 if status != DONE_OK:
                     break
+                arrived = (c.waiting_n - waiting_before) * control.SCALE
         else:
             while c.next_arrival < cf.nreq:
                 i = c.next_arrival if in_order else order[c.next_arrival]
@@ -141,6 +147,8 @@ def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, cl
                     req[idx].upper = b_upper[i]
                 if cf.timed:
                     out_t[i].arrival = t
+                if adaptive:
+                    arrived += control.unit(ps, req[idx].prompt, req[idx].point)
         # ---- 2. running demand; a chunked prefill goes on first
         budget_left = cf.token_budget - c.n_dec if cf.token_budget < NO_LIMIT else NO_LIMIT
         pre = c.pre_idx
@@ -169,8 +177,13 @@ def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, cl
                     t, cf.memory, p.order, p.estimate, members_l, members_u, members_e,
                     count, w_idx, qe[0].length, req, w_key, choice, scratch)
         else:
-            ncand = admission.candidates(code_, p, class_budgets, t, c.waiting_n, qe,
-                                         quota)
+            control.refill(code_, ps)
+            if code_ == control.PREDICTED_FLOW:
+                ncand = control.count_candidates(ps, req, qi, qe)
+            else:
+                ncand = admission.candidates(code_, p, class_budgets, t, c.waiting_n, qe,
+                                             quota)
+        capped = False  # the budget (not memory) stopped admission
         active_now = c.n_dec + (1 if c.pre_idx >= 0 else 0)
         admitted = 0
         before = demand  # the demand before eviction, bounced candidates included
@@ -214,6 +227,10 @@ def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, cl
                         requeue_bounced_front(c, req, qi, qe, quota, source, ncand - admitted,
                                               choice, scratch.taken)
                 break
+            if not control.allows(code_, ps):
+                capped = True
+                break
+            control.charge(code_, ps, req[idx].prompt, req[idx].point)
             if not choosing:
                 qe[g].head = (qe[g].head + 1) & mask
                 qe[g].length -= 1
@@ -246,6 +263,7 @@ def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, cl
                     kept += 1
             qe[0].length = kept
         # ---- 4. overflow check, LIFO eviction
+        wasted_before = c.wasted
         if before > cf.memory:
             c.overflows += 1
             if t >= cf.warmup:
@@ -289,6 +307,7 @@ def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, cl
         stats.account_slot(c, cf, series, t, demand, before, c.waiting_n,
                            n + (1 if c.pre_idx >= 0 else 0))
         # ---- 6. completions
+        done = done_decode = done_square = 0
         while c.heap_n > 0 and heap[0].key <= t:
             idx = heap[0].idx
             key = heap[0].key
@@ -302,6 +321,13 @@ def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, cl
                 record_batch(cf, req[idx], out, out_t, t, end_tick)
             c.reserved -= admission.reservation(
                 code_, p, req[idx].prompt, req[idx].upper)
+            if adaptive:
+                size = req[idx].prompt + req[idx].decode
+                done += 1
+                done_decode += req[idx].decode
+                done_square += size * size
+        control.observe(code_, ps, t, cf.warmup, arrived, n, c.wasted - wasted_before, capped,
+                        before > cf.memory, done, done_decode, done_square)
         # ---- end of slot: block growth, stack compaction, clock
         if cf.block > 1:
             c.blocks += phase[(-t) % cf.block]
@@ -328,17 +354,18 @@ def advance(cfg, cnt, batch, out, out_t, req, free, qi, qe, stack, heap, pol, cl
         next_arrival = -1  # the next batch arrival's slot (unit) or tick (timed)
         if not cf.streaming and c.next_arrival < cf.nreq:
             next_arrival = b_tick[nxt] if cf.timed else b_arrival[nxt]
-        stop = quiet_until(cf, c, req, next_arrival, qi, qe, heap, p, class_budgets, code_)
+        stop = quiet_until(cf, c, req, next_arrival, qi, qe, heap, p, class_budgets, code_,
+                           ps)
         if stop > t:
-            skip_to(cf, c, series, stop)
+            skip_to(cf, c, series, stop, code_, ps)
     return status
 
 
 @njit(cache=True, nogil=True, inline="always")
-def quiet_until(cf, c, req, next_arrival, qi, qe, heap, p, class_budgets, code_):
+def quiet_until(cf, c, req, next_arrival, qi, qe, heap, p, class_budgets, code_, ps):
     """The slot of the next event if nothing can be admitted before it, else c.t: R grows
-    by n per slot in between, so the first overflow slot has a closed form.
-
+    by n per slot in between, so the first overflow slot has a closed form.  A stateful
+    policy's next update (``control.next_update``) is an event too.
     """
     t = c.t
     stop = t
@@ -372,16 +399,18 @@ def quiet_until(cf, c, req, next_arrival, qi, qe, heap, p, class_budgets, code_)
                 stop = min(stop, (cf.memory - c.sum_l + c.sum_u) // n)  # first slot R > M
             if cf.timed:
                 stop = min(stop, t + timing.safe_span(cf, n, demand))
+            stop = min(stop, control.next_update(code_, ps, t))
             stop = max(stop, t)
     return stop
 
 
 @njit(cache=True, nogil=True, inline="always")
-def skip_to(cf, c, series, stop):
-    """Jump over the quiet slots c.t .. stop - 1: their statistics and elapsed time in
-    closed form."""
+def skip_to(cf, c, series, stop, code_, ps):
+    """Jump over the quiet slots c.t .. stop - 1: their statistics, elapsed time and the
+    stateful policy's credit in closed form."""
     t = c.t
     n = c.n_dec
+    control.skip(code_, ps, t, stop, n, cf.warmup)
     demand = c.sum_l + n * (t + 1) - c.sum_u
     stats.account(c, cf, series, t, stop, demand, n, c.waiting_n, n)
     c.decoded += n * (stop - t)

@@ -150,6 +150,7 @@ class RawRun:
     series_kv: np.ndarray
     series_queue: np.ndarray
     series_active: np.ndarray
+    control: object = None  # a stateful policy's ControlStats (stability.engine.control)
 
     def differences(self, other: "RawRun", float_rtol: float = 1e-12) -> list[str]:
         """Names of the fields on which two runs disagree (empty when identical).

@@ -21,6 +21,7 @@ from stability.engine import admission as adm
 from stability.engine import rng
 from stability.engine.codes import EVICT_RESTART, NO_LIMIT, REQUEUE_FRONT
 from stability.engine.raw import RawRun, SlotStats, TimeStats
+from stability.engine.reference_control import ReferenceControl
 from stability.engine.state import World
 from stability.engine.timing import duration_ticks
 
@@ -34,6 +35,7 @@ class _Slot:
         self.t = t
         self.demand = 0
         self.reserved = 0
+        self.capped = False  # a stateful policy's budget (not memory) stopped admission
 
 
 # ----------------------------------------------------------------------- policy rules
@@ -132,6 +134,32 @@ def _estimate(mode, g, point, lower, upper):
     return max(min(e, upper), g + 1)
 
 
+def _adaptive_fits(s: _Slot, i: int, need: int) -> bool:
+    """Adaptive flow control: Greedy's memory test, then (budgeted mode) the credit; an
+    admitted request takes its unit from the credit here (the rule admits iff True)."""
+    if s.demand + need > s.sim.memory:
+        return False
+    control = s.sim.control
+    if not control.allows():
+        s.capped = True
+        return False
+    control.charge(int(s.sim.prompt[i]), s.sim.point(i))
+    return True
+
+
+def _predicted_flow_candidates(s: _Slot):
+    """Prediction-aware flow control: from the head while the credit is positive, each
+    charged its predicted memory-time; no memory check (they bounce like Alg. 2's)."""
+    sim = s.sim
+    taken = []
+    for i in sim.waiting[0]:
+        if sim.control.credit <= 0:
+            break
+        sim.control.credit -= sim.control.unit(int(sim.prompt[i]), sim.point(i))
+        taken.append(i)
+    return taken
+
+
 RULES = {
     adm.FLOW: (_flow_candidates, _no_check),
     adm.CLASSES: (_class_candidates, _no_check),
@@ -139,6 +167,8 @@ RULES = {
     adm.CONSERVATIVE: (_fcfs_candidates, _reservation_fits),
     adm.MEMORY_CHECKED: (_memory_checked_candidates, _no_check),
     adm.PACED: (_paced_candidates, _under_cap),
+    adm.ADAPTIVE: (_fcfs_candidates, _adaptive_fits),
+    adm.PREDICTED_FLOW: (_predicted_flow_candidates, _no_check),
 }
 """Policy code -> (candidates in order, does the next one fit)."""
 
@@ -177,6 +207,12 @@ class _Simulation:
         self.admitted_at = np.full(n, -1, np.int64)
         self.kept = np.zeros(n, np.int64)
         self.front_key = -1
+        self.control = ReferenceControl(self.code, enc.control) if enc.control is not None \
+            else None
+
+    def point(self, i) -> int:
+        """Request i's point prediction (0 without predictions)."""
+        return int(self.predicted.point[i]) if self.predicted is not None else 0
 
     def group(self, i):
         return int(self.class_id[i]) if self.per_class else 0
@@ -229,9 +265,11 @@ def run_reference(arrival, prompt, decode, class_id, enc: adm.Encoded, memory: i
     now = int(min(sim.times)) if timed and n else 0
     window_start, busy, prefill_time = -1, 0, 0
     t = 0
+    control = sim.control
     while (horizon < 0 and counts["completed"] < n) or (0 <= t < horizon):
         if timed and t == warmup:
             window_start = now
+        arrived = 0  # credit units of this slot's arrivals (stateful policies)
         # 1. arrivals join W in arrival order
         while next_pos < n:
             i = sim.order[next_pos]
@@ -241,6 +279,8 @@ def run_reference(arrival, prompt, decode, class_id, enc: adm.Encoded, memory: i
             seen_arrival[i] = t
             bisect.insort(sim.waiting[sim.group(i)], i, key=lambda j: sim.qkey[j])
             log((t, "arrive", i))
+            if control is not None:
+                arrived += control.unit(int(prompt[i]), sim.point(i))
         # 2. running demand; chunked prefills get their next chunk first
         decoding = [i for i in sim.active if sim.start[i] >= 0]
         left = NO_LIMIT if sim.token_budget >= NO_LIMIT else sim.token_budget - len(decoding)
@@ -264,6 +304,8 @@ def run_reference(arrival, prompt, decode, class_id, enc: adm.Encoded, memory: i
         s.reserved = sum(_booking(sim, i) for i in sim.active) \
             if sim.code == adm.CONSERVATIVE else 0
         admitted = []
+        if control is not None:
+            control.refill()
         for i in candidates_of(s):
             if len(sim.active) + len(admitted) >= sim.max_active or left <= 0:
                 break
@@ -353,7 +395,7 @@ def run_reference(arrival, prompt, decode, class_id, enc: adm.Encoded, memory: i
                     first_tick[i] = now + d
         # 6. completion
         still = []
-        done_now = done_tokens = 0
+        done_now = done_tokens = done_square = 0
         for i in sim.active:
             if sim.start[i] >= 0 and t - int(sim.start[i]) + 1 == int(decode[i]):
                 completion[i] = t
@@ -362,12 +404,16 @@ def run_reference(arrival, prompt, decode, class_id, enc: adm.Encoded, memory: i
                 counts["completed"] += 1
                 done_now += 1
                 done_tokens += int(decode[i])
+                done_square += (int(prompt[i]) + int(decode[i])) ** 2
                 log((t, "complete", i))
             else:
                 still.append(i)
         sim.active = still
         per_slot["completed"].append(done_now)
         per_slot["completed_tokens"].append(done_tokens)
+        if control is not None:
+            control.observe(t, warmup, arrived, len(decoding), per_slot["wasted_tokens"][-1],
+                            s.capped, overflowed, done_now, done_tokens, done_square)
         now += d
         if timed and not sim.active and not any(sim.waiting) and next_pos < n:
             now = max(now, int(sim.times[sim.order[next_pos]]))  # idle until the next arrival
@@ -390,5 +436,6 @@ def run_reference(arrival, prompt, decode, class_id, enc: adm.Encoded, memory: i
         time=TimeStats(sim.clock.tick, window_start, now, busy, prefill_time) if timed else None,
         series_stride=1, series_kv=arrays["kv"], series_queue=arrays["queue"],
         series_active=arrays["active"],
+        control=control.stats() if control is not None else None,
     )
 

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit
 
-from stability.engine import kernel, state
+from stability.engine import control, kernel, state
 from stability.engine.admission import Encoded
 from stability.engine.codes import BURST, DONE_OK, NO_LIMIT
 from stability.engine.generate import EncodedWorkload, draw_next_slot
@@ -58,6 +58,8 @@ class _Run:
         self.arrivals, self.hist, self.series, self.phase = arrivals, hist, series, phase
         self.length_aware = enc.predictions is not None
         self.scratch = self._scratch()
+        # a stateful policy's state, fresh for this run (a placeholder for the others)
+        self.ctl = (enc.control if enc.control is not None else control.new_control()).copy()
 
     def _scratch(self):
         return state.new_scratch(self.qe.size, self.qi.shape[1], int(self.cfg[0]["memory"]),
@@ -71,7 +73,8 @@ class _Run:
             status = kernel.advance(self.cfg, self.cnt, self.batch, self.out, self.out_t,
                                     self.req, self.free, self.qi, self.qe, self.stack,
                                     self.heap, self.params, self.class_budgets, self.arrivals,
-                                    self.hist, self.series, self.phase, self.scratch)
+                                    self.hist, self.series, self.phase, self.scratch,
+                                    self.ctl)
             if status == DONE_OK:
                 return
             if status == BURST:
@@ -154,7 +157,13 @@ def run_batch(arrival, prompt, decode, class_id, enc: Encoded, memory: int,
         active_at_end=int(c["n_dec"]) + (1 if c["pre_idx"] >= 0 else 0),
         stats=SlotStats.from_counters(c), time=time_stats(world, c),
         series_stride=stride, series_kv=kv, series_queue=queue, series_active=active,
+        control=control_stats(enc, run.ctl),
     )
+
+
+def control_stats(enc: Encoded, ctl) -> control.ControlStats | None:
+    """What a stateful policy did (None for the others)."""
+    return control.ControlStats.from_record(ctl) if enc.control is not None else None
 
 
 def time_stats(world: World, c) -> TimeStats | None:
@@ -194,6 +203,7 @@ class Stream:
         else:
             cnt[0]["next_arrival"] = NO_LIMIT
         batch = Batch(*([_NONE] * 9))
+        self.enc = enc
         self.run = _Run(cfg, cnt, batch, state.new_outputs(0, False), state.new_pool(self.POOL),
                         state.new_queues(_groups(enc, num_classes)), enc, arrivals,
                         state.new_histograms(num_classes),
@@ -203,6 +213,11 @@ class Stream:
     @property
     def counters(self):
         return self.run.cnt[0]
+
+    @property
+    def control(self) -> control.ControlStats | None:
+        """What a stateful policy did so far (None for the others)."""
+        return control_stats(self.enc, self.run.ctl)
 
     @property
     def slot(self) -> int:

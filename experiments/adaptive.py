@@ -1,0 +1,331 @@
+"""Adaptive flow control against Greedy and against flow control at its tuned budget
+(issue 12, docs/adaptive.md).
+
+The cells are the regime map's (``experiments.regime``: decode-length dispersion x memory x
+eviction rule x load), with its budget, so flow control's best budget is the regime map's
+own, tuned on independent seeds (``experiments.tuned``, root seed ``TUNE_SEED``; the tuning
+runs are shared with the regime map's store).  In every cell Greedy, flow control at the
+tuned budget and ``AdaptiveFlow()`` with its default parameters run on the same seeds
+(common random numbers: the same arrivals and lengths in replication r); every comparison
+is a paired 95% Student-t interval over the replications.
+
+The two Azure traces (conversation and code) are replayed with their real arrival times at
+the trace experiment's loads (``experiments.traces``: M = 200,000, run until every request
+completes, flow control's budget from that experiment's shared tuning).  A replay is one
+sample, so its intervals are paired batch means: the requests in arrival order are cut
+into :data:`BLOCKS` consecutive blocks and each block's mean and p95 latency is one
+observation (the same blocks for every policy).
+
+Rows: (1) adaptive's mean and p95 latency within 5% of the better of the two in every
+cell and trace; (2) significantly better than both somewhere; (3) never unstable below lambda* (the
+growth of the number in system over the second half of each run has an interval that
+contains 0 or lies below it); (4) in budgeted mode, the overflow rate below the Alg. 2
+bound of docs/adaptive.md section 3 at ceil of the largest budget held.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from experiments.common import (LEVEL, Check, Context, InlineExecutor, Interval, cached_json,
+                                critical_total_rate, fmt, verdict, write_results)
+
+NAME = "adaptive"
+TITLE = "Adaptive flow control (no budget) against Greedy and tuned flow control"
+FIGURE = "fig15_adaptive"
+
+REPORT_SEED = 20261212
+TOLERANCE = 0.05
+"""Adaptive's latency may exceed the better policy's by this share (row 1)."""
+POLICIES = ("Greedy", "FlowControl (tuned)", "AdaptiveFlow")
+METRICS = ("latency_mean", "latency_p95")
+BLOCKS = 8
+"""Batch means of a trace replay: consecutive blocks of requests in arrival order."""
+
+
+def _budget(ctx: Context) -> dict:
+    from experiments.regime import _budget as regime_budget
+
+    b = regime_budget(ctx)  # the regime map's cells and tuning, so the tuning is shared
+    return dict(b, slots=ctx.pick(3000, 12000, 40000), replications=ctx.pick(2, 4, 6))
+
+
+def _run(task: dict) -> dict:
+    """One run of one policy in one cell (batch engine, as the sweeps run it): latency,
+    number in system, its growth over the second half, and the controller's statistics."""
+    from stability import simulate
+    from stability.policies import from_spec
+    from stability.sweep import WorkloadSpec
+
+    memory, slots = task["memory"], task["slots"]
+    workload = WorkloadSpec.from_dict(task["workload"]).build(memory)
+    requests = workload.generate(slots, task["seed"])
+    r = simulate(requests, from_spec(task["policy"]), memory, horizon=slots,
+                 seed=task["seed"], warmup=slots // 4, **task["world"])
+    m = r.metrics()
+    half = slots // 2
+    arrived = requests.arrival < half
+    done_by_half = (r.completion >= 0) & (r.completion < half)
+    n_half = int(np.sum(arrived & ~done_by_half))
+    c = r.raw.control
+    out = {"latency_mean": m.latency.mean, "latency_p95": m.latency.p95,
+           "in_system": m.queue_mean + m.active_mean, "unfinished": m.unfinished,
+           "growth": (m.unfinished - n_half) / (slots - half),
+           "waste": m.waste_rate / m.decode_throughput if m.decode_throughput else 0.0}
+    if c is not None:
+        out.update(budgeted_slots=c.budgeted_slots, budgeted_overflows=c.budgeted_overflows,
+                   mean_rate=c.mean_rate, max_rate=c.max_rate, switches=c.switches)
+    return out
+
+
+def _replay(job: dict) -> dict:
+    """One policy on one Azure trace at one load, run until every request completes: the
+    mean and p95 latency of each of BLOCKS consecutive blocks of requests."""
+    from stability import simulate
+    from stability.metrics import Distribution
+    from stability.policies import from_spec
+
+    from experiments.traces import MEMORY, _requests
+
+    requests, _, source = _requests(job["trace"], job["load"], job["synthetic_slots"])
+    r = simulate(requests, from_spec(job["policy"]), MEMORY, horizon=None, seed=job["seed"])
+    order = np.argsort(requests.arrival, kind="stable")
+    latency = (r.completion - requests.arrival + 1)[order]
+    blocks = np.array_split(latency, BLOCKS)
+    c = r.raw.control
+    out = {"latency_mean": [float(b.mean()) for b in blocks],
+           "latency_p95": [float(Distribution.from_values(b).p95) for b in blocks],
+           "replications": list(range(BLOCKS)), "source": source, "requests": len(requests)}
+    if c is not None:
+        out.update(budgeted_slots=[c.budgeted_slots], budgeted_overflows=[c.budgeted_overflows],
+                   max_rate=[c.max_rate], switches=[c.switches])
+    return out
+
+
+def _traces(ctx: Context, executor) -> list:
+    """The trace cells: Greedy, flow control at the traces experiment's tuned budget and
+    adaptive flow control, replayed on each trace at each load."""
+    from experiments import traces
+    from experiments.tuned import tune
+
+    tb = traces._budget(ctx)
+    cells_ = [{"key": f"{name}-{load:g}", "workload": {"kind": f"azure-{name}",
+                                                        "source": "auto", "load": load},
+               "memory": traces.MEMORY, "world": {}}
+              for name in traces.TRACES for load in tb["loads"]]
+    best = tune(ctx, traces.NAME, cells_, tb["tune_slots"], tb["tune_replications"])
+    jobs = [dict(key=c["key"], trace=c["key"].split("-")[0], load=c["workload"]["load"],
+                 label=label, policy=spec, seed=traces.ROOT_SEED,
+                 synthetic_slots=tb["synthetic_slots"])
+            for c in cells_ for label, spec in (("Greedy", {"kind": "greedy"}),
+                                                ("FlowControl (tuned)", best[c["key"]]["spec"]),
+                                                ("AdaptiveFlow", {"kind": "adaptive"}))]
+    params = dict(loads=tb["loads"], synthetic_slots=tb["synthetic_slots"], blocks=BLOCKS,
+                  best={k: v["spec"] for k, v in best.items()}, seed=traces.ROOT_SEED)
+    runs = cached_json(ctx, f"{NAME}_traces", params,
+                       lambda: [f.result() for f in [executor.submit(_replay, j) for j in jobs]])
+    out = []
+    for c in cells_:
+        mine = {j["label"]: run for j, run in zip(jobs, runs) if j["key"] == c["key"]}
+        name = c["key"].split("-")[0]
+        out.append(dict(c, key=f"azure-{c['key']}", family=f"azure-{name}-trace",
+                        label=f"Azure {name} trace", world_name="replay",
+                        load=c["workload"]["load"], lambda_star=None, trace=True,
+                        source=mine["Greedy"]["source"], tuned=best[c["key"]],
+                        policies=mine))
+    return out
+
+
+def _guarantee(job: dict) -> dict:
+    """The budgeted-mode bound at the largest budget the controller held in the cell."""
+    from stability.sweep import WorkloadSpec
+    from stability.theory.adaptive import budgeted_guarantee
+
+    w = WorkloadSpec.from_dict(job["workload"]).build(job["memory"])
+    g = budgeted_guarantee(w, job["memory"], job["budget"])
+    return {"budget": job["budget"], "candidates": g.candidates, "overflow": g.overflow,
+            "mean_demand": g.mean_demand, "certified": g.certified}
+
+
+def compute(ctx: Context) -> dict:
+    from stability.sweep import Sweep, WorkloadSpec
+
+    from experiments.regime import cells
+    from experiments.tuned import tune
+
+    b = _budget(ctx)
+    todo = cells(b)
+    ctx.log(f"{NAME}: flow control's budget in {len(todo)} regime-map cells (shared tuning)")
+    tuned = tune(ctx, "regime", todo, b["tune_slots"], b["tune_replications"])
+    jobs = []
+    for cell in todo:
+        seeds = [t.seed for t in Sweep(name=NAME, workloads=(cell["workload"],),
+                                       policies=({"kind": "greedy"},), memory=(cell["memory"],),
+                                       worlds=(cell["world"],), replications=b["replications"],
+                                       root_seed=REPORT_SEED, slots=b["slots"]).tasks()]
+        specs = {"Greedy": {"kind": "greedy"}, "FlowControl (tuned)": tuned[cell["key"]]["spec"],
+                 "AdaptiveFlow": {"kind": "adaptive"}}
+        for label, spec in specs.items():
+            for r, seed in enumerate(seeds):
+                jobs.append(dict(key=cell["key"], label=label, replication=r, seed=seed,
+                                 policy=spec, workload=cell["workload"], memory=cell["memory"],
+                                 world=cell["world"], slots=b["slots"]))
+    executor = ctx.executor or InlineExecutor()
+    params = dict(b, report_seed=REPORT_SEED, tuned={k: v["spec"] for k, v in tuned.items()})
+    ctx.log(f"{NAME}: {len(jobs)} runs ({len(todo)} cells x {len(POLICIES)} policies x "
+            f"{b['replications']} replications)")
+    runs = cached_json(ctx, f"{NAME}_runs", params,
+                       lambda: [f.result() for f in [executor.submit(_run, j) for j in jobs]])
+    out = []
+    for cell in todo:
+        base = WorkloadSpec.from_dict(dict(cell["workload"], load=1.0)).build(cell["memory"])
+        entry = dict(cell, lambda_star=critical_total_rate(base, cell["memory"]),
+                     tuned=tuned[cell["key"]], policies={})
+        for label in POLICIES:
+            mine = sorted((j["replication"], run) for j, run in zip(jobs, runs)
+                          if j["key"] == cell["key"] and j["label"] == label)
+            entry["policies"][label] = {name: [run.get(name) for _, run in mine]
+                                        for name in mine[0][1]}
+            entry["policies"][label]["replications"] = [r for r, _ in mine]
+        out.append(entry)
+    out += _traces(ctx, executor)
+    top = {e["key"]: max((x for x in e["policies"]["AdaptiveFlow"].get("max_rate", [])
+                          if x is not None and math.isfinite(x)), default=None) for e in out}
+    gjobs = [dict(workload=c["workload"], memory=c["memory"], budget=top[c["key"]])
+             for c in out if top[c["key"]] is not None]
+    bounds = [f.result() for f in [executor.submit(_guarantee, j) for j in gjobs]]
+    it = iter(bounds)
+    for e in out:
+        e["guarantee"] = next(it) if top[e["key"]] is not None else None
+    results = {"title": TITLE, "params": dict(params, tolerance=TOLERANCE, level=LEVEL),
+               "cells": out}
+    write_results(ctx, NAME, results)
+    return results
+
+
+# ---------------------------------------------------------------------------- verify
+def paired(entry: dict, metric: str, a: str, b: str, scale_b: float = 1.0) -> Interval:
+    """95% interval of the paired difference a - scale_b x b of ``metric`` (same seeds)."""
+    pa, pb = entry["policies"][a], entry["policies"][b]
+    if pa["replications"] != pb["replications"]:
+        raise RuntimeError(f"{entry['key']}: {a} and {b} runs are not paired")
+    return Interval.of(np.asarray(pa[metric], float) - scale_b * np.asarray(pb[metric], float))
+
+
+def _mean(entry: dict, label: str, metric: str) -> float:
+    return float(np.mean(entry["policies"][label][metric]))
+
+
+def better(entry: dict, metric: str) -> str:
+    """The better of Greedy and tuned flow control on ``metric`` (lower mean)."""
+    return min(POLICIES[:2], key=lambda p: _mean(entry, p, metric))
+
+
+def within(entry: dict, metric: str) -> tuple[str, float, Interval]:
+    """Is adaptive within TOLERANCE of the better policy?  "FAIL" when the paired interval
+    of adaptive - (1 + TOLERANCE) x better lies above 0 (significantly more than 5% worse),
+    "INCONCLUSIVE" when it does not but the mean ratio exceeds 1 + TOLERANCE, else "PASS".
+    Returns (verdict, mean ratio adaptive / better, interval)."""
+    best = better(entry, metric)
+    d = paired(entry, metric, "AdaptiveFlow", best, 1.0 + TOLERANCE)
+    ratio = _mean(entry, "AdaptiveFlow", metric) / _mean(entry, best, metric)
+    if d.n >= 2 and d.low > 0:
+        return "FAIL", ratio, d
+    return ("INCONCLUSIVE" if ratio > 1.0 + TOLERANCE else "PASS"), ratio, d
+
+
+def beats_both(entry: dict, metric: str) -> bool:
+    """Adaptive's paired intervals against Greedy and tuned flow control both lie below 0."""
+    return all(paired(entry, metric, "AdaptiveFlow", p).high < 0 for p in POLICIES[:2])
+
+
+def _where(items) -> str:
+    return ", ".join(items) or "none"
+
+
+def verify(results: dict) -> list:
+    cells_ = results["cells"]
+    if not cells_:
+        return []
+    rows = []
+    # 1. within 5% of the better policy, mean and p95 latency, every cell
+    found = {"FAIL": [], "INCONCLUSIVE": []}
+    for e in cells_:
+        for metric in METRICS:
+            v, ratio, d = within(e, metric)
+            if v != "PASS":
+                found[v].append(f"{e['key']} {metric} ({fmt(ratio, 3)} x {better(e, metric)}, "
+                                f"adaptive - 1.05 x it: {d.text(3)})")
+    row1 = "FAIL" if found["FAIL"] else "INCONCLUSIVE" if found["INCONCLUSIVE"] else "PASS"
+    rows.append(Check(
+        NAME, "with default parameters adaptive flow control's mean and p95 latency are within "
+              "5% of the better of Greedy and tuned flow control in every cell", "ours",
+        "greedy where Greedy does not thrash, a self-tuned budget where it does",
+        f"{len(cells_)} cells x 2 metrics; significantly more than 5% above the better "
+        f"policy: {_where(found['FAIL'])}; more than 5% above on average but not "
+        f"significantly: {_where(found['INCONCLUSIVE'])}",
+        "FAIL if in some cell the paired 95% CI of adaptive - 1.05 x better lies above 0; "
+        "else INCONCLUSIVE if some mean ratio exceeds 1.05; else PASS", row1))
+    # 2. strictly better than both somewhere
+    wins = [f"{e['key']} {metric}" for e in cells_ for metric in METRICS if beats_both(e, metric)]
+    rows.append(Check(
+        NAME, "adaptive flow control is strictly better than both Greedy and tuned flow control "
+              "somewhere", "ours", "it adapts where a fixed budget cannot",
+        f"cells where both paired CIs lie below 0: {_where(wins)}",
+        "some cell and metric with adaptive - Greedy and adaptive - tuned flow control both "
+        "significantly below 0 (paired 95% CIs)", verdict(bool(wins))))
+    # 3. never unstable below lambda*
+    below = [e for e in cells_ if e["load"] < 1 and "growth" in e["policies"]["AdaptiveFlow"]]
+    if below:
+        grow, top = [], (-math.inf, "")
+        for e in below:
+            g = Interval.of(e["policies"]["AdaptiveFlow"]["growth"])
+            if g.mean > top[0]:
+                top = (g.mean, f"{e['key']}: {g.text(3)}")
+            if g.n >= 2 and g.low > 0:
+                grow.append(f"{e['key']} ({g.text(3)})")
+        rows.append(Check(
+            NAME, "adaptive flow control is never unstable below lambda*", "ours",
+            "budgeted mode keeps b >= 1.0625 lambda_hat; greedy mode is Greedy",
+            f"{len(below)} cells below lambda*; largest growth of the number in system "
+            f"{top[1]} requests per slot; growing: {_where(grow)}",
+            "in every cell with load < 1 the 95% CI of the growth over the second half "
+            "contains 0 or lies below it", verdict(not grow)))
+    # 4. budgeted-mode overflow below the bound
+    used = [e for e in cells_ if e.get("guarantee")]
+    if used:
+        over, vacuous, lines = [], [], []
+        for e in used:
+            p = e["policies"]["AdaptiveFlow"]
+            slots = np.asarray(p["budgeted_slots"], float)
+            events = np.asarray(p["budgeted_overflows"], float)
+            rate = float(events.sum() / slots.sum()) if slots.sum() else 0.0
+            bound = e["guarantee"]["overflow"]
+            if bound >= 1:
+                vacuous.append(e["key"])
+            if rate > bound:
+                over.append(f"{e['key']} ({fmt(rate, 3)} > {fmt(bound, 3)})")
+            lines.append(f"{e['key']}: {fmt(rate, 3)} per budgeted slot vs bound "
+                         f"{fmt(bound, 3)} at ceil(b) = {e['guarantee']['candidates']}")
+        rows.append(Check(
+            NAME, "in budgeted mode the overflow rate lies below the Alg. 2 bound at ceil of the "
+                  "largest budget held", "theory",
+            "P(overflow) <= exp(-I(M)) at the deterministic budget ceil(b) (docs/adaptive.md 3); "
+            f"vacuous (= 1, ceil(b) E[w] >= M) in {len(vacuous)} of {len(used)} cells",
+            "; ".join(lines) + f"; above the bound: {_where(over)}",
+            "overflow events / budgeted slots (all replications) <= the bound in every cell "
+            "where the controller used its budget", verdict(not over)))
+    return rows
+
+
+def overview(results: dict) -> list:
+    cells_ = results["cells"]
+    if not cells_:
+        return []
+    used = [e["key"] for e in cells_
+            if sum(e["policies"]["AdaptiveFlow"].get("switches") or [0]) > 0]
+    return [f"Adaptive flow control (`fig15_adaptive`, {len(cells_)} cells: regime map and Azure "
+            f"traces) switched "
+            f"to its budget in {len(used)} cells ({_where(used)}) and stayed greedy elsewhere."]
