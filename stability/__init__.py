@@ -22,6 +22,7 @@ from stability.policies import (  # noqa: E402
     MCSF,
     SVF,
     VLLM,
+    AdaptiveFlow,
     AMax,
     AMin,
     ClassBudgets,
@@ -31,6 +32,7 @@ from stability.policies import (  # noqa: E402
     MCBenchmark,
     PacedGreedy,
     Policy,
+    PredictedFlow,
 )
 from stability.predictions import Predictions  # noqa: E402
 from stability.simulate import simulate, simulate_stream, simulate_streams  # noqa: E402
@@ -47,7 +49,7 @@ from stability.workload import (  # noqa: E402
 )
 
 __all__ = [
-    "AMax", "AMin", "MCBenchmark", "MCSF", "SVF", "VLLM", "PacedGreedy", "Predictions", "ClassBudgets",
+    "AMax", "AMin", "MCBenchmark", "MCSF", "SVF", "VLLM", "PacedGreedy", "AdaptiveFlow", "PredictedFlow", "Predictions", "ClassBudgets",
     "Conservative", "FlowControl", "Greedy", "Policy", "Budget", "clock",
     "simulate", "simulate_stream", "simulate_streams",
     "Deterministic", "Empirical", "Geometric", "LengthLaw", "LogNormal", "RequestClass",
