@@ -367,6 +367,27 @@ def test_command_line_needs_no_budget(capsys):
         capsys.readouterr().out
 
 
+def test_command_line_reports_the_controller(capsys):
+    """On the thrashing lattice (0.95 lambda*) the controller switches to a budget; the
+    table and the JSON say so, and a stateless policy has no controller block."""
+    import json
+
+    from stability.cli import main
+
+    args = ["simulate", "--workload", "paper-4.1", "--rate", "3.86", "--memory", "16492",
+            "--slots", "20000"]
+    assert main(args + ["--policy", "adaptive"]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if x.startswith("controller:")]
+    budgeted = int(line[0].split()[-5].rstrip(";"))
+    assert len(line) == 1 and budgeted > 0
+    assert main(args + ["--policy", "adaptive", "--json"]) == 0
+    control = json.loads(capsys.readouterr().out)["control"]
+    assert control["budgeted_slots"] == budgeted and control["switches"] >= 1
+    assert 3.86 * 3 < control["mean_rate"] <= control["max_rate"]  # above lambda
+    assert main(args + ["--policy", "greedy", "--json"]) == 0
+    assert "control" not in json.loads(capsys.readouterr().out)
+
+
 def test_command_line_sweep_runs_the_new_policies(tmp_path):
     """`stability sweep` on a TOML grid with the adaptive policy (no budget) and
     prediction-aware flow control with exact and noisy predictions."""

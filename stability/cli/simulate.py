@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 
@@ -112,12 +113,16 @@ def run(args) -> int:
     metrics = result.metrics()
     interrupted = bool(getattr(result, "interrupted", False))
     rejected = getattr(result, "rejected", None)  # streams: arrivals with l + o > M
+    control = getattr(result, "control", None)  # stateful policies (AdaptiveFlow)
     if args.json:
         info = dict(vars(result.info))
         if rejected is not None:
             info["rejected"] = rejected
         info["interrupted"] = interrupted
-        print(json.dumps({"run": info, "metrics": plain(metrics.to_dict())}, indent=2))
+        out = {"run": info, "metrics": plain(metrics.to_dict())}
+        if control is not None:
+            out["control"] = plain(dataclasses.asdict(control))
+        print(json.dumps(out, indent=2))
     else:
         info = result.info
         print(f"policy {info.policy}, M = {info.memory}, seed {info.seed}, engine {info.engine}")
@@ -131,6 +136,10 @@ def run(args) -> int:
             print(f"rejected: {rejected} arrivals had l + o > M = {info.memory} and were "
                   "never simulated (an unbounded length law)")
         print(metrics.table())
+        if control is not None:
+            print(f"{'controller: budgeted slots; mean / max b; switches':54s}"
+                  f"{control.budgeted_slots}; {control.mean_rate:.4g} / {control.max_rate:.4g}; "
+                  f"{control.switches}")
     if rejected:
         print(f"stability: warning: {rejected} arrivals were rejected (l + o > M = "
               f"{result.info.memory}: they could never complete)", file=sys.stderr)
