@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.common import read_results
 from experiments.neighbours import blocking_ratios, ratios
 from paper_figures import style  # first: selects the Agg backend
 
@@ -30,12 +29,12 @@ REPORTED = {"batch": 1.005, "online": 1.047}
 
 
 def _load(cache) -> dict:
-    folder = style.results_dir(cache)
-    for name in SOURCES:
-        found = read_results(folder, name)
-        if found is not None:
-            return found
-    raise FileNotFoundError(f"no results for {', '.join(SOURCES)} in {folder}; run "
+    for name in SOURCES:  # through style.load, which records the run's mode
+        try:
+            return style.load(cache, name)
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(f"no results for {', '.join(SOURCES)}; run "
                             "`stability reproduce --only jaillet_competitive` first")
 
 

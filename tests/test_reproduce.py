@@ -5,6 +5,7 @@ experiment through the same code path as the real reproduction: sweeps on a proc
 pool into the results store, theory, figures, VERIFICATION.md.
 """
 
+import json
 import re
 import subprocess
 import sys
@@ -35,6 +36,9 @@ def test_reproduce_smoke_writes_every_figure_and_report(tmp_path, capsys):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert pdf.read_bytes()[:5] == b"%PDF-", name
         assert png.stat().st_size > 20_000 and pdf.stat().st_size > 5_000, name
+    # every figure records the mode of the results it was drawn from (paper_figures.docs)
+    modes = json.loads((tmp_path / "figures.json").read_text())
+    assert {name: modes.get(name) for name in FIGURES} == {name: "smoke" for name in FIGURES}
     report = (tmp_path / "VERIFICATION.md").read_text()
     rows = _rows(report)
     assert len(rows) >= 30
