@@ -1,10 +1,13 @@
 """Figure 15: adaptive flow control (no budget) against Greedy and tuned flow control.
 
-One panel per latency metric (mean, p95); one column per regime-map cell (decode-length
-family, eviction rule, load).  Each policy's latency is shown relative to the better of
-Greedy and flow control at its tuned budget in that cell (1 = the better one), with the
-95% interval of the paired ratio over replications; the band marks the 5% tolerance of the
-VERIFICATION row.  Cells where the adaptive policy switched to its budget are starred.
+Up to COLUMNS cells (the quick map): one panel per latency metric (mean, p95), one column
+per cell (decode-length family, eviction rule, load); each policy's latency relative to the
+better of Greedy and flow control at its tuned budget in that cell (1 = the better one),
+with the 95% interval of the paired ratio; the band marks the 5% tolerance of the
+VERIFICATION row; cells where the adaptive policy switched to its budget are starred.
+More cells (the full map): the regime map's layout (one panel per memory and eviction rule,
+family x load), each cell coloured and labelled by the adaptive policy's mean latency over
+the better one, outlined where it switched; the trace replays in a last panel.
 """
 
 from __future__ import annotations
@@ -14,8 +17,80 @@ import numpy as np
 from paper_figures import style  # first: selects the Agg backend
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 NAME = "fig15_adaptive"
+COLUMNS = 40
+
+
+def _switched(cell) -> bool:
+    return bool(sum(cell["policies"]["AdaptiveFlow"].get("switches") or [0]))
+
+
+def _ratio(cell, better) -> float:
+    ref = np.asarray(cell["policies"][better(cell, "latency_mean")]["latency_mean"], float)
+    mine = np.asarray(cell["policies"]["AdaptiveFlow"]["latency_mean"], float)
+    return float(np.nanmean(mine) / np.nanmean(ref))
+
+
+def _map(r, output) -> list:
+    """The full map: the regime map's layout, cells coloured by adaptive / better (mean)."""
+    from experiments.adaptive import better
+    from experiments.regime import FAMILIES
+
+    grid = [c for c in r["cells"] if c.get("memory_scale")]
+    replays = [c for c in r["cells"] if not c.get("memory_scale")]
+    families = [f for f in FAMILIES if any(c["family"] == f for c in grid)]
+    loads = sorted({c["load"] for c in grid})
+    panels = sorted({(c["memory_scale"], c["world_name"]) for c in grid},
+                    key=lambda p: (p[0] != "paper", p[1] != "restart"))
+    fig, axes = plt.subplots(1, len(panels) + bool(replays),
+                             figsize=(2.2 + 1.05 * len(families) * len(panels) / 1.4, 3.8),
+                             squeeze=False, constrained_layout=True)
+    norm = LogNorm(0.8, 2.0)
+    cmap = plt.get_cmap("RdYlGn_r")
+
+    def draw(ax, i, j, c):
+        ratio = _ratio(c, better)
+        ax.add_patch(Rectangle((i, j), 1, 1, color=cmap(norm(np.clip(ratio, 0.8, 2.0))), lw=0))
+        ax.text(i + 0.5, j + 0.5, f"{ratio:.2f}", ha="center", va="center", fontsize=7)
+        if _switched(c):
+            ax.add_patch(Rectangle((i + 0.04, j + 0.04), 0.92, 0.92, fill=False, lw=2.0,
+                                   ec="black"))
+
+    for ax, (scale, world) in zip(axes[0], panels):
+        for c in grid:
+            if c["memory_scale"] == scale and c["world_name"] == world:
+                draw(ax, families.index(c["family"]), loads.index(c["load"]), c)
+        ax.set_xlim(0, len(families))
+        ax.set_ylim(0, len(loads))
+        ax.set_xticks(np.arange(len(families)) + 0.5)
+        ax.set_xticklabels([FAMILIES[f][1] for f in families], rotation=35, ha="right")
+        ax.set_yticks(np.arange(len(loads)) + 0.5)
+        ax.set_yticklabels([f"{x:g}" for x in loads])
+        ax.set_ylabel(r"load $\lambda / \lambda^*$")
+        ax.grid(False)
+        memory = next(c["memory"] for c in grid if c["memory_scale"] == scale)
+        ax.set_title(f"{world} eviction, M = {memory:,} ({scale})", fontsize=9)
+    if replays:
+        ax = axes[0, -1]
+        traces = sorted({c["family"] for c in replays})
+        rloads = sorted({c["load"] for c in replays})
+        for c in replays:
+            draw(ax, traces.index(c["family"]), rloads.index(c["load"]), c)
+        ax.set_xlim(0, len(traces))
+        ax.set_ylim(0, len(rloads))
+        ax.set_xticks(np.arange(len(traces)) + 0.5)
+        ax.set_xticklabels([t.replace("-trace", "") for t in traces], rotation=35, ha="right")
+        ax.set_yticks(np.arange(len(rloads)) + 0.5)
+        ax.set_yticklabels([f"{x:g}" for x in rloads])
+        ax.set_title("trace replays", fontsize=9)
+        ax.grid(False)
+    fig.suptitle("Adaptive flow control (defaults): mean latency / the better of Greedy and "
+                 "tuned flow control; outlined = switched to its budget")
+    style.caption(fig, style.mode_note(r))
+    return style.save(fig, output, NAME)
 
 
 def main(cache=None, output=None) -> list:
@@ -24,6 +99,8 @@ def main(cache=None, output=None) -> list:
 
     r = style.load(cache, "adaptive")
     cells = r["cells"]
+    if len(cells) > COLUMNS:
+        return _map(r, output)
     fig, axes = plt.subplots(len(METRICS), 1, figsize=(max(6.0, 0.45 * len(cells) + 2), 6.4),
                              sharex=True, squeeze=False, constrained_layout=True)
     x = np.arange(len(cells))
@@ -42,7 +119,7 @@ def main(cache=None, output=None) -> list:
         ax.set_ylabel(f"{metric.replace('_', ' ')} / better of the two")
     labels = []
     for e in cells:
-        star = "*" if sum(e["policies"]["AdaptiveFlow"].get("switches") or [0]) else ""
+        star = "*" if _switched(e) else ""
         labels.append(f"{e['label']}, {e['world_name']}, {e['load']:g}{star}")
     axes[-1, 0].set_xticks(x)
     axes[-1, 0].set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
@@ -54,4 +131,4 @@ def main(cache=None, output=None) -> list:
 
 
 if __name__ == "__main__":
-    main()
+    style.cli(main, __doc__)
