@@ -40,8 +40,10 @@ def named_cases(scale: float = 1.0) -> list[Case]:
     return [
         Case("paper-4.1, rate 3.5/class, FlowControl(12)", paper, s.FlowControl(12), 16492,
              n(1_000_000), n(1_500)),
-        Case("azure-conv lengths, 90% load, M=1e6, FlowControl(3.4, two-point)", conv,
-             s.FlowControl(3.4, "two-point"), 1_000_000, n(3_000_000), n(1_000)),
+        # E[B] = 3.7 between lambda = 3.47 and M / E[w] = 3.86 (the lengths resampled as
+        # joint (prompt, decode) pairs): a budget below lambda would time a growing queue
+        Case("azure-conv lengths, 90% load, M=1e6, FlowControl(3.7, two-point)", conv,
+             s.FlowControl(3.7, "two-point"), 1_000_000, n(3_000_000), n(1_000)),
         Case("azure-conv lengths, 90% load, M=1e6, Greedy", conv, s.Greedy(), 1_000_000,
              n(3_000_000), n(1_000)),
         Case("geometric, ~1e4 active, FlowControl(100.5, poisson)", big,
