@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 import stability as s
@@ -65,3 +66,18 @@ def test_analyze_prints_the_rate_per_second(capsys):
     assert data["clock"]["per_second"] == pytest.approx(31.354, rel=1e-4)
     assert main(args) == 0
     assert "requests/s" not in capsys.readouterr().out
+
+
+def test_timed_arrivals_are_in_time_order_with_generates_draws():
+    """generate_timed: the requests of generate on 1 ms slots, each placed inside its slot,
+    in time order (so FIFO by index is FIFO by time), none at or after the horizon."""
+    w = s.Workload.paper_4_1(rate=40.0)
+    timed = w.generate_timed(5.0, seed=3)
+    plain = w.scaled(1e-3).generate(5000, seed=3)
+    t = timed.arrival_time
+    assert (np.diff(t) >= 0).all() and t.max() < 5.0
+    assert np.array_equal(np.floor(t / 1e-3).astype(np.int64), timed.arrival)
+    # the same draws, reordered only inside a slot
+    key = lambda r: sorted(zip(r.arrival.tolist(), r.prompt.tolist(), r.decode.tolist(),  # noqa: E731
+                               r.class_id.tolist()))
+    assert key(timed) == key(plain)

@@ -166,7 +166,8 @@ class Workload:
 
         The draws are those of ``generate`` on slots of ``resolution`` seconds (rates
         scaled by it), each arrival placed uniformly at random inside its slot from its
-        own stream; ``arrival`` holds the slot index at that resolution.
+        own stream, the requests in time order; ``arrival`` holds the slot index at that
+        resolution.
         """
         seconds = validation.number("seconds", seconds, 0.0)
         resolution = validation.number("resolution", resolution, 0.0, strict_low=True)
@@ -181,10 +182,12 @@ class Workload:
         offsets = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4]).random(
             len(requests))
         times = (requests._arrays["arrival"] + offsets) * resolution
-        keep = times < seconds
+        # in time order: the offsets reorder requests only inside a slot (stable sort)
+        order = np.argsort(times, kind="stable")
+        order = order[times[order] < seconds]
         a = requests._arrays
-        return Requests._trusted(a["arrival"][keep], a["prompt"][keep], a["decode"][keep],
-                                 a["class_id"][keep], times[keep])
+        return Requests._trusted(a["arrival"][order], a["prompt"][order], a["decode"][order],
+                                 a["class_id"][order], times[order])
 
     # -- named workloads -------------------------------------------------------------
     @classmethod
