@@ -63,30 +63,17 @@ def _map(r, output) -> list:
         for c in grid:
             if c["memory_scale"] == scale and c["world_name"] == world:
                 draw(ax, families.index(c["family"]), loads.index(c["load"]), c)
-        ax.set_xlim(0, len(families))
-        ax.set_ylim(0, len(loads))
-        ax.set_xticks(np.arange(len(families)) + 0.5)
-        ax.set_xticklabels([FAMILIES[f][1] for f in families], rotation=35, ha="right")
-        ax.set_yticks(np.arange(len(loads)) + 0.5)
-        ax.set_yticklabels([f"{x:g}" for x in loads])
-        ax.set_ylabel(r"load $\lambda / \lambda^*$")
-        ax.grid(False)
         memory = next(c["memory"] for c in grid if c["memory_scale"] == scale)
-        ax.set_title(f"{world} eviction, M = {memory:,} ({scale})", fontsize=9)
+        style.cell_grid(ax, [FAMILIES[f][1] for f in families], [f"{x:g}" for x in loads],
+                        style.LOAD_LABEL, f"{world} eviction, M = {memory:,} ({scale})")
     if replays:
         ax = axes[0, -1]
         traces = sorted({c["family"] for c in replays})
         rloads = sorted({c["load"] for c in replays})
         for c in replays:
             draw(ax, traces.index(c["family"]), rloads.index(c["load"]), c)
-        ax.set_xlim(0, len(traces))
-        ax.set_ylim(0, len(rloads))
-        ax.set_xticks(np.arange(len(traces)) + 0.5)
-        ax.set_xticklabels([t.replace("-trace", "") for t in traces], rotation=35, ha="right")
-        ax.set_yticks(np.arange(len(rloads)) + 0.5)
-        ax.set_yticklabels([f"{x:g}" for x in rloads])
-        ax.set_title("trace replays", fontsize=9)
-        ax.grid(False)
+        style.cell_grid(ax, [t.replace("-trace", "") for t in traces],
+                        [f"{x:g}" for x in rloads], title="trace replays")
     fig.suptitle("Adaptive flow control (defaults): mean latency / the better of Greedy and "
                  "tuned flow control; outlined = switched to its budget")
     style.caption(fig, style.mode_note(r))

@@ -48,16 +48,9 @@ def main(cache=None, output=None) -> list:
                 if thrashes(c):
                     ax.add_patch(Rectangle((i + 0.04, j + 0.04), 0.92, 0.92, fill=False,
                                            lw=2.0, ec="black"))
-        ax.set_xlim(0, len(families))
-        ax.set_ylim(0, len(loads))
-        ax.set_xticks(np.arange(len(families)) + 0.5)
-        ax.set_xticklabels([FAMILIES[f][1] for f in families], rotation=35, ha="right")
-        ax.set_yticks(np.arange(len(loads)) + 0.5)
-        ax.set_yticklabels([f"{x:g}" for x in loads])
-        ax.set_ylabel(r"load $\lambda / \lambda^*$")
-        ax.grid(False)
         memory = next(c["memory"] for c in cells if c["memory_scale"] == scale)
-        ax.set_title(f"{world} eviction, M = {memory:,} ({scale})")
+        style.cell_grid(ax, [FAMILIES[f][1] for f in families], [f"{x:g}" for x in loads],
+                        style.LOAD_LABEL, f"{world} eviction, M = {memory:,} ({scale})")
     handles = [Patch(color=COLORS["wins"], label="flow control wins"),
                Patch(color=COLORS["ties"], label="tie"),
                Patch(color=COLORS["loses"], label="flow control loses"),
@@ -70,4 +63,4 @@ def main(cache=None, output=None) -> list:
 
 
 if __name__ == "__main__":
-    main()
+    style.cli(main, __doc__)

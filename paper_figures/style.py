@@ -175,6 +175,26 @@ def hline(ax, y, label=None, color=LIMIT, ls=":", **kwargs):
     ax.axhline(y, color=color, ls=ls, lw=1.1, label=label, **kwargs)
 
 
+def cell_grid(ax, columns: list, rows: list, ylabel: str | None = None,
+              title: str | None = None) -> None:
+    """Axes of a grid of unit cells (cell (i, j) spans [i, i + 1] x [j, j + 1]): column
+    labels rotated below, row labels at the left, no grid lines."""
+    ax.set_xlim(0, len(columns))
+    ax.set_ylim(0, len(rows))
+    ax.set_xticks(np.arange(len(columns)) + 0.5)
+    ax.set_xticklabels(columns, rotation=35, ha="right")
+    ax.set_yticks(np.arange(len(rows)) + 0.5)
+    ax.set_yticklabels(rows)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.grid(False)
+
+
+LOAD_LABEL = r"load $\lambda / \lambda^*$"
+
+
 def caption(fig, text: str) -> None:
     """A small note under the figure (budget and interval statement)."""
     fig.text(0.01, -0.005, text, fontsize=7, color="#555555", ha="left", va="top", wrap=True)
