@@ -17,18 +17,24 @@ RESULT_SOURCES = ("engine", "policies", "workload", "simulate.py", "result.py", 
 """Modules and packages (relative to the ``stability`` package) that determine results."""
 
 
+_ROOT = Path(__file__).resolve().parent
+
+
+def _digest(files) -> str:
+    """12 hex digits of a SHA-256 over each file's path (relative to the package) and bytes."""
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(str(f.relative_to(_ROOT)).encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 @functools.lru_cache(maxsize=1)
 def engine_fingerprint() -> str:
     """12 hex digits of a SHA-256 over the source of :data:`RESULT_SOURCES`."""
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for name in RESULT_SOURCES:
-        path = root / name
-        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-        for f in files:
-            digest.update(str(f.relative_to(root)).encode())
-            digest.update(f.read_bytes())
-    return digest.hexdigest()[:12]
+    return _digest(f for name in RESULT_SOURCES
+                   for f in (sorted((_ROOT / name).rglob("*.py")) if (_ROOT / name).is_dir()
+                             else [_ROOT / name]))
 
 
 def result_version() -> str:
@@ -44,14 +50,7 @@ def result_version() -> str:
 
 def jit_fingerprint() -> str:
     """12 hex digits of a SHA-256 over every module of the package that uses numba."""
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for f in sorted(root.rglob("*.py")):
-        text = f.read_bytes()
-        if b"numba" in text:
-            digest.update(str(f.relative_to(root)).encode())
-            digest.update(text)
-    return digest.hexdigest()[:12]
+    return _digest(f for f in sorted(_ROOT.rglob("*.py")) if b"numba" in f.read_bytes())
 
 
 def isolate_numba_cache() -> None:
@@ -65,6 +64,5 @@ def isolate_numba_cache() -> None:
     """
     import numba
 
-    parent = os.environ.get("NUMBA_CACHE_DIR") or str(Path(__file__).resolve().parent
-                                                      / "__pycache__")
+    parent = os.environ.get("NUMBA_CACHE_DIR") or str(_ROOT / "__pycache__")
     numba.config.CACHE_DIR = os.path.join(parent, f"numba-{jit_fingerprint()}")
