@@ -19,13 +19,15 @@ over their first LONG slots instead."""
 
 def both(req, policy, memory, horizon, seed, **kw):
     horizon = runnable_horizon(req, policy, memory, horizon, seed, **kw)
+    fast = None
     if horizon is None and len(req):
-        probe = s.simulate(req, policy, memory, horizon=None, seed=seed, **kw)
-        if probe.slots > LONG:
-            horizon = LONG
+        fast = s.simulate(req, policy, memory, horizon=None, seed=seed, **kw)
+        if fast.slots > LONG:
+            horizon, fast = LONG, None
     if horizon is not None and kw.get("warmup", 0) >= horizon:  # the API refuses it
         kw["warmup"] = max(horizon - 1, 0)
-    fast = s.simulate(req, policy, memory, horizon=horizon, seed=seed, **kw)
+    if fast is None:
+        fast = s.simulate(req, policy, memory, horizon=horizon, seed=seed, **kw)
     ref = s.simulate(req, policy, memory, horizon=horizon, seed=seed, engine="reference", **kw)
     return fast, ref
 
