@@ -160,6 +160,22 @@ def classify(entry: dict) -> str:
     return "wins" if d.high < 0 else "loses" if d.low > 0 else "ties"
 
 
+def drain_choice(entry: dict) -> tuple[bool, float] | None:
+    """Does the budget of largest effective drain (b - bounces - evictions per slot, on the
+    tuning seeds) pick flow control's tuned budget or a neighbour on the grid?  Returns
+    (within one grid step, number in system at that budget / at the tuned one), or None
+    when the tuned budget is the grid's largest (the budget no longer binds, so the
+    drain is not the service capacity)."""
+    objective = {float(m): v for m, v in entry["tuned"]["objective"].items()}
+    drain = {float(m): v for m, v in entry["tuned"]["drain"].items()}
+    grid = sorted(objective)
+    best = min(grid, key=objective.get)
+    if best == grid[-1]:
+        return None
+    top = max(grid, key=drain.get)
+    return abs(grid.index(top) - grid.index(best)) <= 1, objective[top] / objective[best]
+
+
 # ---------------------------------------------------------------------------- verify
 def _where(entries) -> str:
     return ", ".join(e["key"] for e in entries) or "none"
@@ -218,6 +234,22 @@ def verify(results: dict) -> list:
                   "beats Greedy", "ours", "flow control with b -> infinity is Greedy",
             f"{len(rnd)} cells, {len(rnd_wins)} wins: {_where(rnd_wins)}",
             "no random-length cell is a win", verdict(not rnd_wins)))
+    # 6. the effective drain locates the best budget
+    binding = [(c, drain_choice(c)) for c in cells_ if "drain" in c.get("tuned", {})]
+    binding = [(c, d) for c, d in binding if d is not None]
+    if binding:
+        far = [f"{c['key']} ({fmt(d[1], 3)} x)" for c, d in binding if not d[0]]
+        worst = max(binding, key=lambda x: x[1][1])
+        rows.append(Check(
+            NAME, "the budget that maximises the effective drain b - (bounces + evictions) per "
+                  "slot is flow control's best budget, up to one step of the tuning grid",
+            "ours", "the best budget moves the most requests into service (the effective "
+                    "rate of docs/theory_region.md, measured)",
+            f"{len(binding)} cells where the tuned budget binds (below the grid's top); "
+            f"more than one step away: {', '.join(far) or 'none'}; largest number-in-system "
+            f"cost of choosing by drain: {fmt(worst[1][1], 3)} x ({worst[0]['key']})",
+            "in every such cell the grid index of the largest mean drain is within 1 of the "
+            "index of the smallest mean number in system (tuning seeds)", verdict(not far)))
     return rows
 
 

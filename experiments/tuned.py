@@ -43,7 +43,10 @@ def tune(ctx: Context, store: str, cells: list, slots: int, replications: int) -
 
     ``cells``: dicts with ``key``, ``workload`` (a spec table with its load or rate),
     ``memory`` and ``world`` (a world table).  Returns {key: {"spec": the best flow spec,
-    "multiplier", "objective": {multiplier: mean number in system}}}.
+    "multiplier", "objective": {multiplier: mean number in system}, "drain": {multiplier:
+    mean effective drain}}}; the effective drain of a budget b is b - (bounces + evictions)
+    per slot, the measured counterpart of the effective rate E[B] - r_bar(E[B]) of
+    docs/theory_region.md: the requests a saturated budget really moves into service.
     """
     from stability.sweep import Sweep, WorkloadSpec
 
@@ -61,11 +64,13 @@ def tune(ctx: Context, store: str, cells: list, slots: int, replications: int) -
     columns = run_sweeps(ctx, f"{store}-tune", sweeps)
     out = {}
     for cell, sweep in zip(cells, sweeps):
-        objective = {}
+        objective, drain = {}, {}
         for m, spec in zip(MULTIPLIERS, grids[cell["key"]]):
             rows = cell_rows(columns, sweep, spec)
             objective[m] = float(np.mean(rows["queue_mean"] + rows["active_mean"]))
+            drain[m] = float(np.mean(spec["budget"] - rows["bounce_rate"]
+                                     - rows["eviction_rate"]))
         best = min(objective, key=objective.get)
         out[cell["key"]] = {"spec": grids[cell["key"]][MULTIPLIERS.index(best)],
-                            "multiplier": best, "objective": objective}
+                            "multiplier": best, "objective": objective, "drain": drain}
     return out

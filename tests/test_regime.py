@@ -105,6 +105,39 @@ def test_rows_absent_without_their_cells():
     assert regime.verify({"cells": []}) == []
 
 
+GRID = (1.1, 1.2, 1.4, 1.7, 3.0)
+
+
+def _tuned(cell, objective, drain):
+    """Give ``cell`` a tuning table: mean number in system and drain per multiplier."""
+    cell["tuned"] = {"objective": dict(zip(GRID, objective)), "drain": dict(zip(GRID, drain))}
+    return cell
+
+
+DRAIN = "effective drain"
+
+
+def test_drain_row_passes_when_the_drain_peaks_at_the_best_budget_or_next_to_it():
+    at = _tuned(_cell("lattice", "restart", *WIN, waste=0.05),
+                [90, 60, 80, 120, 200], [11.2, 11.7, 11.5, 11.0, 10.0])
+    beside = _tuned(_cell("jitter5", "restart", *WIN, waste=0.05),
+                    [300, 200, 100, 110, 150], [2.6, 2.7, 2.75, 2.9, 2.8])
+    assert regime.drain_choice(at) == (True, 1.0)
+    assert regime.drain_choice(beside) == (True, 1.1)
+    assert _row([at, beside], DRAIN) == "PASS"
+
+
+def test_drain_row_fails_two_steps_away_and_skips_budgets_that_do_not_bind():
+    far = _tuned(_cell("lattice", "restart", *WIN, waste=0.05),
+                 [90, 60, 80, 120, 200], [11.2, 11.3, 11.5, 11.9, 10.0])
+    assert regime.drain_choice(far) == (False, 2.0)
+    assert _row([far], DRAIN) == "FAIL"
+    top = _tuned(_cell("geometric", "restart", *LOSE, waste=0.0),
+                 [90, 80, 70, 60, 50], [1.0, 3.0, 2.0, 1.0, 0.5])
+    assert regime.drain_choice(top) is None  # best budget at the grid's top: no claim
+    assert DRAIN not in " ".join(_verdicts([top]))
+
+
 def test_cells_cover_the_budget():
     b = {"families": ["lattice", "azure-conv"], "memories": ["small", "paper"],
          "worlds": ["restart", "recompute"], "loads": [0.8, 0.95]}
