@@ -235,8 +235,8 @@ def verify(results: dict) -> list:
             f"{len(rnd)} cells, {len(rnd_wins)} wins: {_where(rnd_wins)}",
             "no random-length cell is a win", verdict(not rnd_wins)))
     # 6. the effective drain locates the best budget
-    binding = [(c, drain_choice(c)) for c in cells_ if "drain" in c.get("tuned", {})]
-    binding = [(c, d) for c, d in binding if d is not None]
+    binding = [(c, d) for c in cells_ if "drain" in c.get("tuned", {})
+               and (d := drain_choice(c)) is not None]
     if binding:
         far = [f"{c['key']} ({fmt(d[1], 3)} x)" for c, d in binding if not d[0]]
         worst = max(binding, key=lambda x: x[1][1])
