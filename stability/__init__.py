@@ -25,6 +25,7 @@ from stability.policies import (  # noqa: E402
     AdaptiveFlow,
     AMax,
     AMin,
+    CheckedFlow,
     ClassBudgets,
     Conservative,
     FlowControl,
@@ -49,7 +50,8 @@ from stability.workload import (  # noqa: E402
 )
 
 __all__ = [
-    "AMax", "AMin", "MCBenchmark", "MCSF", "SVF", "VLLM", "PacedGreedy", "AdaptiveFlow", "PredictedFlow", "Predictions", "ClassBudgets",
+    "AMax", "AMin", "MCBenchmark", "MCSF", "SVF", "VLLM", "PacedGreedy", "AdaptiveFlow",
+    "CheckedFlow", "PredictedFlow", "Predictions", "ClassBudgets",
     "Conservative", "FlowControl", "Greedy", "Policy", "Budget", "clock",
     "simulate", "simulate_stream", "simulate_streams",
     "Deterministic", "Empirical", "Geometric", "LengthLaw", "LogNormal", "RequestClass",

@@ -12,7 +12,7 @@ import stability as s
 from stability.engine import control as ctl
 from stability.engine.control import ADAPTIVE, PREDICTED_FLOW, SCALE
 from stability.engine.reference_control import ReferenceControl
-from stability.policies.adaptive import AdaptiveFlow, PredictedFlow
+from stability.policies.adaptive import AdaptiveFlow, CheckedFlow, PredictedFlow
 from stability.theory.effective import loss_rate_bound
 from stability.theory.adaptive import (budgeted_guarantee, certified_budgets,
                                        memory_time_window, predicted_overflow_bound,
@@ -327,6 +327,35 @@ def test_predicted_flow_admits_its_memory_time_budget():
     assert m.demand_mean * 10**7 == pytest.approx(W, rel=0.02)
 
 
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_checked_flow_at_an_integer_budget_is_paced_greedy(engine):
+    """CheckedFlow(k) admits while the head fits and at most k per slot: PacedGreedy(k),
+    run for run, in both engines (small memory: the cache fills and overflows)."""
+    req = s.Workload.paper_4_1(0.95 * 4000 / 1353.3333 / 3).generate(3000, 5)
+    a = s.simulate(req, CheckedFlow(3), 4000, horizon=3000, seed=5, engine=engine)
+    b = s.simulate(req, s.PacedGreedy(3), 4000, horizon=3000, seed=5, engine=engine)
+    assert a.raw.differences(b.raw) == ["control"]  # only PacedGreedy has no CONTROL record
+    assert a.metrics().overflow_events > 0
+    c = a.raw.control
+    assert (c.budgeted_slots, c.mean_rate, c.switches) == (3000, 3.0, 0)
+
+
+@pytest.mark.parametrize("budget", [0.5, 1.5, 2.25])
+def test_checked_flow_admits_its_fractional_budget_and_engines_agree(budget):
+    """Saturated (every request waiting from slot 0) with M large: exactly floor(T b) or
+    one more admissions in T slots, never more than ceil(b) in a slot; the engines agree."""
+    req = s.Workload.single(50.0, 10, s.UniformInt(5, 30)).generate(40, 1)
+    req = s.Requests(np.zeros(len(req), np.int64), req.prompt, req.decode)
+    T = 400
+    fast = s.simulate(req, CheckedFlow(budget), 10**7, horizon=T, seed=1)
+    ref = s.simulate(req, CheckedFlow(budget), 10**7, horizon=T, seed=1, engine="reference")
+    assert fast.raw.differences(ref.raw) == [] and fast.raw.control == ref.raw.control
+    starts = np.sort(fast.first_token[fast.first_token >= 0])
+    assert len(starts) == min(len(req), math.floor(T * budget) + 1) or \
+        len(starts) == min(len(req), math.floor(T * budget))
+    assert np.bincount(starts).max() <= math.ceil(budget)
+
+
 def test_policies_validate():
     with pytest.raises(ValueError, match="rate_floor <= rate_start"):
         AdaptiveFlow(rate_start=1.0)
@@ -338,6 +367,10 @@ def test_policies_validate():
         PredictedFlow(-1)
     with pytest.raises(ValueError, match="horizon=None"):
         s.simulate(s.Requests([0], [1], [1]), PredictedFlow(0), 10, seed=0)
+    with pytest.raises(ValueError, match="budget"):
+        CheckedFlow(-0.5)
+    with pytest.raises(ValueError, match="horizon=None"):
+        s.simulate(s.Requests([0], [1], [1]), CheckedFlow(0), 10, seed=0)
 
 
 def test_spec_round_trip_and_stream_refuses_predictions():

@@ -50,6 +50,8 @@ SMOOTH = 8.0  # periods of the arrival-rate and length-moment averages
 TRIAL = 16  # periods of a trial of greedy, in which one period's waste can end it
 SPIKE = 4.0  # ... a period wasting more than SPIKE x target
 LONGEST_HOLD = 1 << 40  # the doubling wait before another trial stops here
+NEVER = 1 << 40
+"""``period`` of a policy whose controller never runs (CheckedFlow: the budget is fixed)."""
 
 CONTROL = np.dtype([
     # -- configuration (the policy's encode)

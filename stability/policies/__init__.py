@@ -17,7 +17,7 @@ for _name in (*_FIRST, *sorted(m.name for m in pkgutil.iter_modules(__path__))):
     if _name != "base":
         importlib.import_module(f"{__name__}.{_name}")
 
-from stability.policies.adaptive import AdaptiveFlow, PredictedFlow  # noqa: E402
+from stability.policies.adaptive import AdaptiveFlow, CheckedFlow, PredictedFlow  # noqa: E402
 from stability.policies.fcfs import VLLM, Conservative, Greedy, PacedGreedy  # noqa: E402
 from stability.policies.flow import ClassBudgets, FlowControl  # noqa: E402
 from stability.policies.predicted import MCSF, AMax, AMin, MCBenchmark  # noqa: E402
@@ -25,4 +25,4 @@ from stability.policies.volume import SVF  # noqa: E402
 
 __all__ = ["Policy", "param", "registry", "policy_class", "from_spec", "FlowControl",
            "ClassBudgets", "Greedy", "VLLM", "PacedGreedy", "Conservative", "AMax", "MCSF",
-           "MCBenchmark", "AMin", "SVF", "AdaptiveFlow", "PredictedFlow"]
+           "MCBenchmark", "AMin", "SVF", "AdaptiveFlow", "CheckedFlow", "PredictedFlow"]

@@ -3,7 +3,8 @@
 The paper's future work: a policy that needs no budget from the user and moves between
 greedy admission and a budgeted rate from what the cache is doing (``AdaptiveFlow``), and
 flow control whose budget counts predicted memory-time instead of requests
-(``PredictedFlow``).  Both keep state from slot to slot in a
+(``PredictedFlow``); and the adaptive policy's budgeted mode on its own, at a fixed budget
+(``CheckedFlow``).  All keep state from slot to slot in a
 :data:`stability.engine.control.CONTROL` record.
 """
 
@@ -118,6 +119,44 @@ class AdaptiveFlow(Policy, kind="adaptive"):
             memory_time=mt, unit_scale=1.0 if mt else float(control.SCALE))
         return admission.Encoded(params, np.zeros(0, np.int64), False, memory,
                                  predictions=self.predictions, control=ctl)
+
+
+@dataclass(frozen=True)
+class CheckedFlow(Policy, kind="flow-checked"):
+    """Alg. 2's activation budget with Greedy's memory test: ``AdaptiveFlow``'s budgeted
+    mode held at a fixed b (docs/adaptive.md section 1, "Budgeted mode").
+
+    Each slot the credit becomes min(credit + b, b) (b counted in 2^20 units per request,
+    so a fractional b is exact; a debt carries over, unused credit does not pile up) and
+    the head of the queue is admitted while R + l + 1 <= M and the credit is positive.
+    Unlike Alg. 2 it never admits a request that does not fit, so it never bounces; over
+    T saturated slots it admits T b requests up to one.  ``PacedGreedy(k)`` is its integer
+    case.  The controller never runs (its period is :data:`~stability.engine.control.NEVER`).
+    """
+
+    budget: float = param(help="flow-checked: b, admissions per slot (Alg. 2's rate with "
+                               "Greedy's memory test)",
+                          examples=OneOf((Ints(0, 6), Choice((0.5, 1.5, 2.25)))))
+
+    def __post_init__(self):
+        b = validation.number("budget", self.budget, 0.0)
+        object.__setattr__(self, "budget", int(b) if float(b).is_integer() else b)
+
+    @property
+    def quantum(self) -> int:
+        """Credit added per slot: floor(b x 2^20)."""
+        return int(self.budget * control.SCALE)
+
+    def encode(self, memory, num_classes):
+        params = admission.new_params(code=admission.ADAPTIVE, cap=memory)
+        ctl = control.new_control(period=control.NEVER, budgeted=True, rate=self.budget,
+                                  quantum=self.quantum, unit_scale=float(control.SCALE))
+        return admission.Encoded(params, np.zeros(0, np.int64), False, memory, control=ctl)
+
+    def check_progress(self, requests, memory, predicted=None, block=1):
+        if len(requests) and self.quantum == 0:
+            raise ValueError("horizon=None needs a policy that admits: CheckedFlow budget "
+                             f"{self.budget} < 2^-20 never does; give a horizon")
 
 
 @dataclass(frozen=True)
