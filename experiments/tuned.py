@@ -13,6 +13,8 @@ experiments show as a policy of its own.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from experiments.common import Context, policy_key, select
@@ -25,9 +27,21 @@ def flow_spec(budget: float) -> dict:
     return {"kind": "flow", "budget": round(float(budget), 6), "law": "two-point"}
 
 
-def budget_grid(total_rate: float) -> list[dict]:
-    """Flow-control specs at E[B] = m * lambda for every multiplier m."""
-    return [flow_spec(m * total_rate) for m in MULTIPLIERS]
+CHECKED_MULTIPLIERS = MULTIPLIERS + (math.inf,)
+"""``CheckedFlow``'s grid: flow control's, and b = infinity, which is Greedy exactly."""
+
+
+def checked_spec(budget: float) -> dict:
+    """``CheckedFlow``: the budget with Greedy's memory test (the adaptive policy's
+    budgeted mode held at b); an infinite budget is Greedy."""
+    if math.isinf(budget):
+        return {"kind": "greedy"}
+    return {"kind": "flow-checked", "budget": round(float(budget), 6)}
+
+
+def budget_grid(total_rate: float, spec=flow_spec, multipliers=MULTIPLIERS) -> list[dict]:
+    """Specs at E[B] = m * lambda for every multiplier m (flow control by default)."""
+    return [spec(m * total_rate) for m in multipliers]
 
 
 def cell_rows(columns: dict, sweep, spec: dict) -> dict:
@@ -38,11 +52,14 @@ def cell_rows(columns: dict, sweep, spec: dict) -> dict:
                   world=canonical(sweep.worlds[0].to_dict()), memory=sweep.memory[0])
 
 
-def tune(ctx: Context, store: str, cells: list, slots: int, replications: int) -> dict:
-    """The best budget of every cell.
+def tune(ctx: Context, store: str, cells: list, slots: int, replications: int,
+         spec=flow_spec, multipliers=MULTIPLIERS) -> dict:
+    """The best budget of every cell (of flow control, or of the policy ``spec`` builds
+    from a budget over ``multipliers``, e.g. :func:`checked_spec` over
+    :data:`CHECKED_MULTIPLIERS`).
 
     ``cells``: dicts with ``key``, ``workload`` (a spec table with its load or rate),
-    ``memory`` and ``world`` (a world table).  Returns {key: {"spec": the best flow spec,
+    ``memory`` and ``world`` (a world table).  Returns {key: {"spec": the best spec,
     "multiplier", "objective": {multiplier: mean number in system}, "drain": {multiplier:
     mean effective drain}}}; the effective drain of a budget b is b - (bounces + evictions)
     per slot, the measured counterpart of the effective rate E[B] - r_bar(E[B]) of
@@ -55,7 +72,7 @@ def tune(ctx: Context, store: str, cells: list, slots: int, replications: int) -
     sweeps, grids = [], {}
     for cell in cells:
         rate = WorkloadSpec.from_dict(cell["workload"]).build(cell["memory"]).total_rate
-        grid = budget_grid(rate)
+        grid = budget_grid(rate, spec, multipliers)
         grids[cell["key"]] = grid
         sweeps.append(Sweep(name=f"{store}-tune-{cell['key']}", workloads=(cell["workload"],),
                             policies=tuple(grid), memory=(cell["memory"],),
@@ -65,12 +82,13 @@ def tune(ctx: Context, store: str, cells: list, slots: int, replications: int) -
     out = {}
     for cell, sweep in zip(cells, sweeps):
         objective, drain = {}, {}
-        for m, spec in zip(MULTIPLIERS, grids[cell["key"]]):
-            rows = cell_rows(columns, sweep, spec)
+        for m, s in zip(multipliers, grids[cell["key"]]):
+            rows = cell_rows(columns, sweep, s)
             objective[m] = float(np.mean(rows["queue_mean"] + rows["active_mean"]))
-            drain[m] = float(np.mean(spec["budget"] - rows["bounce_rate"]
-                                     - rows["eviction_rate"]))
+            if math.isfinite(m):
+                drain[m] = float(np.mean(s["budget"] - rows["bounce_rate"]
+                                         - rows["eviction_rate"]))
         best = min(objective, key=objective.get)
-        out[cell["key"]] = {"spec": grids[cell["key"]][MULTIPLIERS.index(best)],
+        out[cell["key"]] = {"spec": grids[cell["key"]][multipliers.index(best)],
                             "multiplier": best, "objective": objective, "drain": drain}
     return out

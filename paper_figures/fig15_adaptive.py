@@ -1,4 +1,5 @@
-"""Figure 15: adaptive flow control (no budget) against Greedy and tuned flow control.
+"""Figure 15: adaptive flow control (no budget) against Greedy and tuned flow control, and
+its budgeted mode at a tuned budget (CheckedFlow).
 
 Up to COLUMNS cells (the quick map): one panel per latency metric (mean, p95), one column
 per cell (decode-length family, eviction rule, load); each policy's latency relative to the
@@ -7,7 +8,8 @@ with the 95% interval of the paired ratio; the band marks the 5% tolerance of th
 VERIFICATION row; cells where the adaptive policy switched to its budget are starred.
 More cells (the full map): the regime map's layout (one panel per memory and eviction rule,
 family x load), each cell coloured and labelled by the adaptive policy's mean latency over
-the better one, outlined where it switched; the trace replays in a last panel.
+the better one, outlined where it switched; the trace replays in a last panel; a second
+row of panels the same for CheckedFlow at its tuned budget.
 """
 
 from __future__ import annotations
@@ -28,15 +30,16 @@ def _switched(cell) -> bool:
     return bool(sum(cell["policies"]["AdaptiveFlow"].get("switches") or [0]))
 
 
-def _ratio(cell, better) -> float:
+def _ratio(cell, better, label="AdaptiveFlow") -> float:
     ref = np.asarray(cell["policies"][better(cell, "latency_mean")]["latency_mean"], float)
-    mine = np.asarray(cell["policies"]["AdaptiveFlow"]["latency_mean"], float)
+    mine = np.asarray(cell["policies"][label]["latency_mean"], float)
     return float(np.nanmean(mine) / np.nanmean(ref))
 
 
 def _map(r, output) -> list:
-    """The full map: the regime map's layout, cells coloured by adaptive / better (mean)."""
-    from experiments.adaptive import better
+    """The full map: the regime map's layout, cells coloured by adaptive / better (mean);
+    a second row the same for the budgeted mode at its tuned budget (CheckedFlow)."""
+    from experiments.adaptive import CHECKED, better
     from experiments.regime import FAMILIES
 
     grid = [c for c in r["cells"] if c.get("memory_scale")]
@@ -45,37 +48,43 @@ def _map(r, output) -> list:
     loads = sorted({c["load"] for c in grid})
     panels = sorted({(c["memory_scale"], c["world_name"]) for c in grid},
                     key=lambda p: (p[0] != "paper", p[1] != "restart"))
-    fig, axes = plt.subplots(1, len(panels) + bool(replays),
-                             figsize=(2.2 + 1.05 * len(families) * len(panels) / 1.4, 3.8),
+    labels = ["AdaptiveFlow"] + [CHECKED] * all(CHECKED in c["policies"] for c in r["cells"])
+    fig, axes = plt.subplots(len(labels), len(panels) + bool(replays),
+                             figsize=(2.2 + 1.05 * len(families) * len(panels) / 1.4,
+                                      0.4 + 3.4 * len(labels)),
                              squeeze=False, constrained_layout=True)
     norm = LogNorm(0.8, 2.0)
     cmap = plt.get_cmap("RdYlGn_r")
 
-    def draw(ax, i, j, c):
-        ratio = _ratio(c, better)
+    def draw(ax, i, j, c, label):
+        ratio = _ratio(c, better, label)
         ax.add_patch(Rectangle((i, j), 1, 1, color=cmap(norm(np.clip(ratio, 0.8, 2.0))), lw=0))
         ax.text(i + 0.5, j + 0.5, f"{ratio:.2f}", ha="center", va="center", fontsize=7)
-        if _switched(c):
+        if label == "AdaptiveFlow" and _switched(c):
             ax.add_patch(Rectangle((i + 0.04, j + 0.04), 0.92, 0.92, fill=False, lw=2.0,
                                    ec="black"))
 
-    for ax, (scale, world) in zip(axes[0], panels):
-        for c in grid:
-            if c["memory_scale"] == scale and c["world_name"] == world:
-                draw(ax, families.index(c["family"]), loads.index(c["load"]), c)
-        memory = next(c["memory"] for c in grid if c["memory_scale"] == scale)
-        style.cell_grid(ax, [FAMILIES[f][1] for f in families], [f"{x:g}" for x in loads],
-                        style.LOAD_LABEL, f"{world} eviction, M = {memory:,} ({scale})")
-    if replays:
-        ax = axes[0, -1]
-        traces = sorted({c["family"] for c in replays})
-        rloads = sorted({c["load"] for c in replays})
-        for c in replays:
-            draw(ax, traces.index(c["family"]), rloads.index(c["load"]), c)
-        style.cell_grid(ax, [t.replace("-trace", "") for t in traces],
-                        [f"{x:g}" for x in rloads], title="trace replays")
-    fig.suptitle("Adaptive flow control (defaults): mean latency / the better of Greedy and "
-                 "tuned flow control; outlined = switched to its budget")
+    for row, label in zip(axes, labels):
+        name = "adaptive" if label == "AdaptiveFlow" else "budgeted mode, tuned b"
+        for ax, (scale, world) in zip(row, panels):
+            for c in grid:
+                if c["memory_scale"] == scale and c["world_name"] == world:
+                    draw(ax, families.index(c["family"]), loads.index(c["load"]), c, label)
+            memory = next(c["memory"] for c in grid if c["memory_scale"] == scale)
+            style.cell_grid(ax, [FAMILIES[f][1] for f in families], [f"{x:g}" for x in loads],
+                            style.LOAD_LABEL, f"{name}: {world}, M = {memory:,} ({scale})")
+        if replays:
+            ax = row[-1]
+            traces = sorted({c["family"] for c in replays})
+            rloads = sorted({c["load"] for c in replays})
+            for c in replays:
+                draw(ax, traces.index(c["family"]), rloads.index(c["load"]), c, label)
+            style.cell_grid(ax, [t.replace("-trace", "") for t in traces],
+                            [f"{x:g}" for x in rloads], title=f"{name}: trace replays")
+    fig.suptitle("Mean latency / the better of Greedy and tuned flow control: adaptive flow "
+                 "control (defaults; outlined = switched to its budget)"
+                 + (" and its budgeted mode at a tuned budget (CheckedFlow)"
+                    if len(labels) > 1 else ""))
     style.caption(fig, style.mode_note(r))
     return style.save(fig, output, NAME)
 
@@ -111,8 +120,8 @@ def main(cache=None, output=None) -> list:
     axes[-1, 0].set_xticks(x)
     axes[-1, 0].set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
     axes[0, 0].legend(loc="upper left", fontsize=7)
-    fig.suptitle("Adaptive flow control (defaults) vs Greedy and tuned flow control; "
-                 "* = switched to its budget")
+    fig.suptitle("Adaptive flow control (defaults) and its budgeted mode at a tuned budget "
+                 "(CheckedFlow) vs Greedy and tuned flow control; * = adaptive switched")
     style.caption(fig, style.mode_note(r))
     return style.save(fig, output, NAME)
 

@@ -17,12 +17,16 @@ def _policy(latency, growth=0.0, switches=0, budgeted=(0, 0)):
             "budgeted_overflows": [budgeted[1]] * 4}
 
 
-def _cell(key, greedy, flow, adapt, load=0.95, growth=0.0, overflows=0, bound=None):
+def _cell(key, greedy, flow, adapt, load=0.95, growth=0.0, overflows=0, bound=None,
+          checked=None):
     used = bound is not None
+    policies = {"Greedy": _policy(greedy), "FlowControl (tuned)": _policy(flow),
+                "AdaptiveFlow": _policy(adapt, growth, int(used),
+                                        (1000, overflows) if used else (0, 0))}
+    if checked is not None:
+        policies[adaptive.CHECKED] = _policy(checked)
     return {"key": key, "load": load, "label": key, "world_name": "restart",
-            "policies": {"Greedy": _policy(greedy), "FlowControl (tuned)": _policy(flow),
-                         "AdaptiveFlow": _policy(adapt, growth, int(used),
-                                                 (1000, overflows) if used else (0, 0))},
+            "policies": policies,
             "guarantee": {"overflow": bound, "candidates": 12} if used else None}
 
 
@@ -36,12 +40,25 @@ def _verdicts(cells):
     return [r.verdict for r in rows]
 
 
-GOOD = [_cell("thrash", 3000.0, 50.0, 51.0, overflows=3, bound=0.01),
-        _cell("random", 80.0, 500.0, 60.0)]
+GOOD = [_cell("thrash", 3000.0, 50.0, 51.0, overflows=3, bound=0.01, checked=40.0),
+        _cell("random", 80.0, 500.0, 60.0, checked=81.0)]
 
 
 def test_every_row_passes_on_good_results():
-    assert _verdicts(GOOD) == ["PASS"] * 4
+    assert _verdicts(GOOD) == ["PASS"] * 6
+
+
+def test_budgeted_mode_rows_fail_when_the_tuned_budget_does_not_help():
+    """Row 5 fails where CheckedFlow at its tuned budget is significantly > 1.05 x the
+    better policy; row 6 fails where it only ties; without CheckedFlow runs neither row."""
+    worse = [GOOD[0], _cell("random", 80.0, 500.0, 60.0, checked=120.0)]
+    assert _verdicts(worse)[4:] == ["FAIL", "PASS"]
+    tie = [_cell("thrash", 3000.0, 50.0, 51.0, overflows=3, bound=0.01, checked=50.0),
+           GOOD[1]]
+    assert _verdicts(tie)[4:] == ["PASS", "FAIL"]
+    bare = [_cell("thrash", 3000.0, 50.0, 51.0, overflows=3, bound=0.01),
+            _cell("random", 80.0, 500.0, 60.0)]
+    assert _verdicts(bare) == ["PASS"] * 4
 
 
 def test_within_row_fails_when_adaptive_is_significantly_worse():
@@ -82,3 +99,14 @@ def test_trace_replays_have_no_growth_row_entry():
     del trace["policies"]["AdaptiveFlow"]["growth"]
     rows = adaptive.verify({"cells": [GOOD[0], trace]})
     assert "1 cells below lambda*" in rows[2].simulation and rows[0].verdict == "PASS"
+
+
+def test_checked_flow_is_tuned_on_flow_controls_grid_plus_greedy():
+    """Rows 5 and 6 tune CheckedFlow on flow control's multiples and b = infinity, which
+    is Greedy (the adaptive policy's greedy mode), so the tuned choice can be Greedy."""
+    from experiments import tuned
+
+    grid = tuned.budget_grid(2.0, tuned.checked_spec, tuned.CHECKED_MULTIPLIERS)
+    assert grid[-1] == {"kind": "greedy"}
+    assert [g["budget"] for g in grid[:-1]] == [round(2.0 * m, 6) for m in tuned.MULTIPLIERS]
+    assert all(g["kind"] == "flow-checked" for g in grid[:-1])
