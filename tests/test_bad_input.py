@@ -354,9 +354,12 @@ def test_ctrl_c_on_a_stream_exits_130_and_says_partial():
     compilation are over)."""
     import selectors
 
+    # the child starts with SIGINT's default action even when this suite runs where it is
+    # ignored (a background job of a non-interactive shell): Python then installs no handler
     proc = subprocess.Popen([sys.executable, "-m", "stability", "simulate", "--budget", "12",
                              "--stream", "--slots", "1000000000000", "--progress"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = b""
     sel = selectors.DefaultSelector()
     sel.register(proc.stderr, selectors.EVENT_READ)
