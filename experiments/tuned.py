@@ -18,30 +18,10 @@ import math
 import numpy as np
 
 from experiments.common import Context, policy_key, select
-
-TUNE_SEED = 907_2026
-MULTIPLIERS = (1.02, 1.05, 1.1, 1.2, 1.4, 1.7, 2.2, 3.0)
-
-
-def flow_spec(budget: float) -> dict:
-    return {"kind": "flow", "budget": round(float(budget), 6), "law": "two-point"}
-
-
-CHECKED_MULTIPLIERS = MULTIPLIERS + (math.inf,)
-"""``CheckedFlow``'s grid: flow control's, and b = infinity, which is Greedy exactly."""
-
-
-def checked_spec(budget: float) -> dict:
-    """``CheckedFlow``: the budget with Greedy's memory test (the adaptive policy's
-    budgeted mode held at b); an infinite budget is Greedy."""
-    if math.isinf(budget):
-        return {"kind": "greedy"}
-    return {"kind": "flow-checked", "budget": round(float(budget), 6)}
-
-
-def budget_grid(total_rate: float, spec=flow_spec, multipliers=MULTIPLIERS) -> list[dict]:
-    """Specs at E[B] = m * lambda for every multiplier m (flow control by default)."""
-    return [spec(m * total_rate) for m in multipliers]
+# The grid, its specs and its seed are the package's, so ``stability reproduce`` and
+# ``stability tune`` tune alike (re-exported for the experiments).
+from stability.sweep.tune import (CHECKED_MULTIPLIERS, MULTIPLIERS, TUNE_SEED,  # noqa: F401
+                                  budget_grid, checked_spec, flow_spec)
 
 
 def cell_rows(columns: dict, sweep, spec: dict) -> dict:

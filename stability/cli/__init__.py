@@ -27,7 +27,7 @@ from stability.cli.common import CliError
 
 __all__ = ["main", "CliError", "COMMANDS"]
 
-COMMANDS = ("simulate", "sweep", "results", "analyze", "rare")
+COMMANDS = ("simulate", "sweep", "results", "analyze", "rare", "tune")
 """Subcommands of this package, each a module ``stability.cli.<name>``."""
 
 
