@@ -22,12 +22,13 @@ growth of the number in system over the second half of each run has an interval 
 contains 0 or lies below it); (4) in budgeted mode, the overflow rate below the Alg. 2
 bound of docs/adaptive.md section 3 at ceil of the largest budget held.
 
-Rows 5 and 6 ask whether the adaptive policy's failures are its choice of b: its budgeted
+Rows 5-7 ask whether the adaptive policy's failures are its choice of b: its budgeted
 mode held at a fixed budget (``CheckedFlow``: Alg. 2's rate with Greedy's memory test),
 with the budget tuned exactly as flow control's is (same grid of multiples, same tuning
 seeds, own store; the grid adds b = infinity, which is Greedy, as the adaptive policy's
 greedy mode is), run on the same seeds: (5) within 5% of the better of Greedy and tuned
-flow control everywhere; (6) significantly better than both somewhere.
+flow control everywhere; (6) significantly better than both somewhere; (7) stable below
+lambda* wherever tuned flow control is.
 """
 
 from __future__ import annotations
@@ -258,6 +259,13 @@ def beats_both(entry: dict, metric: str, label: str = "AdaptiveFlow") -> bool:
     return all(paired(entry, metric, label, p).high < 0 for p in POLICIES[:2])
 
 
+def grows(entry: dict, label: str) -> bool:
+    """The 95% interval of ``label``'s growth of the number in system over the second half
+    of its runs lies above 0 (requests per slot)."""
+    g = Interval.of(entry["policies"][label]["growth"])
+    return g.n >= 2 and g.low > 0
+
+
 def _where(items) -> str:
     return ", ".join(items) or "none"
 
@@ -311,7 +319,7 @@ def verify(results: dict) -> list:
             g = Interval.of(e["policies"]["AdaptiveFlow"]["growth"])
             if g.mean > top[0]:
                 top = (g.mean, f"{e['key']}: {g.text(3)}")
-            if g.n >= 2 and g.low > 0:
+            if grows(e, "AdaptiveFlow"):
                 grow.append(f"{e['key']} ({g.text(3)})")
         rows.append(Check(
             NAME, "adaptive flow control is never unstable below lambda*", "ours",
@@ -359,6 +367,18 @@ def verify(results: dict) -> list:
                             "(CheckedFlow) is strictly better than both Greedy and tuned flow "
                             "control somewhere",
             "the memory test spares Alg. 2's bounces and the budget spares Greedy's thrash"))
+        below = [e for e in tuned if e["load"] < 1 and "growth" in e["policies"][CHECKED]]
+        worse = [f"{e['key']} ({Interval.of(e['policies'][CHECKED]['growth']).text(3)})"
+                 for e in below if grows(e, CHECKED) and not grows(e, "FlowControl (tuned)")]
+        both = [e["key"] for e in below if grows(e, CHECKED) and grows(e, "FlowControl (tuned)")]
+        rows.append(Check(
+            NAME, "with its budget tuned, the adaptive policy's budgeted mode (CheckedFlow) is "
+                  "stable below lambda* wherever tuned flow control is", "ours",
+            "then row 3's failures where flow control is stable are the choice of b too",
+            f"{len(below)} cells below lambda*; CheckedFlow grows where tuned flow control does "
+            f"not: {_where(worse)}; both grow (no tested budget is stable): {_where(both)}",
+            "no cell with load < 1 where the 95% CI of CheckedFlow's growth lies above 0 and "
+            "tuned flow control's does not", verdict(not worse)))
     return rows
 
 

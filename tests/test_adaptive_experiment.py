@@ -45,17 +45,17 @@ GOOD = [_cell("thrash", 3000.0, 50.0, 51.0, overflows=3, bound=0.01, checked=40.
 
 
 def test_every_row_passes_on_good_results():
-    assert _verdicts(GOOD) == ["PASS"] * 6
+    assert _verdicts(GOOD) == ["PASS"] * 7
 
 
 def test_budgeted_mode_rows_fail_when_the_tuned_budget_does_not_help():
     """Row 5 fails where CheckedFlow at its tuned budget is significantly > 1.05 x the
     better policy; row 6 fails where it only ties; without CheckedFlow runs neither row."""
     worse = [GOOD[0], _cell("random", 80.0, 500.0, 60.0, checked=120.0)]
-    assert _verdicts(worse)[4:] == ["FAIL", "PASS"]
+    assert _verdicts(worse)[4:] == ["FAIL", "PASS", "PASS"]
     tie = [_cell("thrash", 3000.0, 50.0, 51.0, overflows=3, bound=0.01, checked=50.0),
            GOOD[1]]
-    assert _verdicts(tie)[4:] == ["PASS", "FAIL"]
+    assert _verdicts(tie)[4:] == ["PASS", "FAIL", "PASS"]
     bare = [_cell("thrash", 3000.0, 50.0, 51.0, overflows=3, bound=0.01),
             _cell("random", 80.0, 500.0, 60.0)]
     assert _verdicts(bare) == ["PASS"] * 4
@@ -99,6 +99,22 @@ def test_trace_replays_have_no_growth_row_entry():
     del trace["policies"]["AdaptiveFlow"]["growth"]
     rows = adaptive.verify({"cells": [GOOD[0], trace]})
     assert "1 cells below lambda*" in rows[2].simulation and rows[0].verdict == "PASS"
+
+
+def test_budgeted_mode_stability_row_fails_only_where_flow_control_is_stable():
+    """Row 7: CheckedFlow growing where tuned flow control does not fails; both growing
+    (no tested budget stable) is reported but does not fail."""
+    def cell(flow_growth, checked_growth):
+        c = _cell("thrash", 3000.0, 50.0, 51.0, overflows=3, bound=0.01, checked=40.0)
+        c["policies"]["FlowControl (tuned)"]["growth"] = (flow_growth + 0.01 * NOISE).tolist()
+        c["policies"][adaptive.CHECKED]["growth"] = (checked_growth + 0.01 * NOISE).tolist()
+        return c
+
+    rows = adaptive.verify({"cells": [cell(0.0, 0.2), GOOD[1]]})
+    assert rows[6].verdict == "FAIL" and "thrash (" in rows[6].simulation
+    rows = adaptive.verify({"cells": [cell(0.2, 0.2), GOOD[1]]})
+    assert rows[6].verdict == "PASS" and "both grow (no tested budget is stable): thrash" in \
+        rows[6].simulation
 
 
 def test_checked_flow_is_tuned_on_flow_controls_grid_plus_greedy():
