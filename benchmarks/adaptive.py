@@ -1,4 +1,5 @@
-"""Throughput of adaptive flow control against Greedy, in one process.
+"""Throughput of adaptive flow control (and of its budgeted mode at a fixed budget,
+CheckedFlow) against Greedy, in one process.
 
 ``python -m benchmarks.adaptive [--scale X] [--repeats N]`` runs each case for both
 policies alternately (after a compiling run), takes the median requests per second of
@@ -46,24 +47,28 @@ def run(case: str, policy, slots: int, requests=None) -> float:
 
 
 def report(scale: float = 1.0, repeats: int = 3) -> tuple[str, dict]:
-    lines = ["| case | Greedy (requests/s) | adaptive (requests/s) | ratio |",
-             "|---|---|---|---|"]
+    """Greedy, adaptive and CheckedFlow at 1.2 lambda (the adaptive policy's budgeted mode
+    held at a fixed budget), alternately on each case; ratios to Greedy."""
+    lines = ["| case | Greedy (requests/s) | adaptive (requests/s) | ratio | "
+             "CheckedFlow(1.2 lambda) (requests/s) | ratio |", "|---|---|---|---|---|---|"]
     ratios = {}
     for case, slots in SLOTS.items():
         slots = max(1000, int(slots * scale))
-        requests = None
-        if case.endswith("batch"):
-            w, _ = _workload(case)
-            requests = w.generate(slots, 1)
-        timings = {"greedy": [], "adaptive": []}
-        for policy in (s.Greedy(), AdaptiveFlow()):  # compile
+        w, _ = _workload(case)
+        requests = w.generate(slots, 1) if case.endswith("batch") else None
+        policies = {"greedy": s.Greedy(), "adaptive": AdaptiveFlow(),
+                    "checked": s.CheckedFlow(round(1.2 * w.total_rate, 6))}
+        for policy in policies.values():  # compile
             run(case, policy, min(slots, 2000), requests)
+        timings = {name: [] for name in policies}
         for _ in range(repeats):
-            timings["greedy"].append(run(case, s.Greedy(), slots, requests))
-            timings["adaptive"].append(run(case, AdaptiveFlow(), slots, requests))
-        g, a = statistics.median(timings["greedy"]), statistics.median(timings["adaptive"])
+            for name, policy in policies.items():
+                timings[name].append(run(case, policy, slots, requests))
+        g, a, c = (statistics.median(timings[n]) for n in policies)
         ratios[case] = a / g
-        lines.append(f"| {case} ({slots:,} slots) | {g:,.0f} | {a:,.0f} | {a / g:.2f} |")
+        ratios[f"{case} checked"] = c / g
+        lines.append(f"| {case} ({slots:,} slots) | {g:,.0f} | {a:,.0f} | {a / g:.2f} | "
+                     f"{c:,.0f} | {c / g:.2f} |")
     return "\n".join(lines), ratios
 
 
