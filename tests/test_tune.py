@@ -94,3 +94,41 @@ def test_command_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("stability: error:") and message in err
         assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_finished_runs(tmp_path):
+    """Ctrl-C once runs are stored: exit 130, one line saying where they are, rows kept."""
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    db = tmp_path / "i.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stability", "tune", "--workload", "paper-4.1", "--load", "0.95",
+         "--memory", "16492", "--slots", "400000", "--replications", "2", "--workers", "1",
+         "--db", str(db), "--quiet"], cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 240
+    rows = 0
+    while rows == 0 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.5)
+        if db.exists():
+            try:
+                with ResultStore(db) as store:
+                    rows = len(store)
+            except (ValueError, OSError, sqlite3.Error):  # the store is being created
+                rows = 0
+    assert rows > 0 and proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.decode().strip().splitlines()[-1] == (
+        f"stability: interrupted; finished runs are saved in {db}; run again to resume")
+    with ResultStore(db) as store:
+        assert len(store) >= rows
