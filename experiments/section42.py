@@ -19,7 +19,9 @@ two-point budget E[B] = m lambda_it (lambda_it: arrivals per iteration, measured
 Greedy), tuned on an independent Poisson replay of the trace's (prompt, decode) pairs;
 vLLM (FCFS, max_num_seqs 256, max_num_batched_tokens 8192); alpha-protection (Greedy
 with a 10% watermark); MC-SF with exact predictions; A_min with interval predictions of
-relative width 0.5; Conservative (reserves l + the trace's largest decode length).
+relative width 0.5; Conservative (reserves l + the trace's largest decode length); and for
+issue 12 (docs/adaptive.md 4), Greedy, adaptive flow control with its defaults, and
+CheckedFlow at its budget tuned on the same replay (grid plus b = infinity, Greedy).
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ WORLDS = {"vllm": {"eviction": "recompute", "requeue": "front", "block_size": 16
 WATERMARK = 0.1
 FLOW = "FlowControl (tuned)"
 BASELINE = "vLLM"
+GREEDY, ADAPTIVE, CHECKED = "Greedy", "AdaptiveFlow", "CheckedFlow (tuned)"
+"""Issue 12 in seconds: adaptive flow control against the better of Greedy and tuned flow
+control, and its budgeted mode at a budget tuned like flow control's (docs/adaptive.md 4)."""
+TOLERANCE = 0.05
 METRICS = ("e2e_mean", "e2e_p95", "ttft_mean", "ttft_p95", "request_throughput",
            "token_throughput", "demand_cv", "overflow_excess", "recomputed_share",
            "waste_share", "busy_share")
@@ -98,9 +104,12 @@ def tuning_requests(name: str, rate: float, count: int):
     return base.with_total_rate(rate).generate_timed(count / rate, seed=TUNE_SEED)
 
 
-def policies(flow_budget: float, max_decode: int) -> dict:
-    """Label -> policy spec."""
-    return {
+def policies(flow_budget: float, max_decode: int, checked_budget: float | None = None) -> dict:
+    """Label -> policy spec (with ``checked_budget``, also Greedy, adaptive flow control
+    and CheckedFlow at that budget: issue 12's policies in seconds)."""
+    from experiments.tuned import checked_spec
+
+    table = {
         FLOW: {"kind": "flow", "budget": round(float(flow_budget), 6), "law": "two-point"},
         BASELINE: {"kind": "vllm"},
         f"alpha-protection {WATERMARK:g}": {"kind": "greedy", "watermark": WATERMARK},
@@ -108,6 +117,10 @@ def policies(flow_budget: float, max_decode: int) -> dict:
         "A_min (interval 0.5)": {"kind": "amin", "predictions": "interval:0.5"},
         "Conservative (largest o)": {"kind": "conservative", "max_decode": max_decode},
     }
+    if checked_budget is not None:
+        table.update({GREEDY: {"kind": "greedy"}, ADAPTIVE: {"kind": "adaptive"},
+                      CHECKED: checked_spec(checked_budget)})
+    return table
 
 
 # ------------------------------------------------------------------------------- runs
@@ -133,19 +146,26 @@ def run_one(requests, spec: dict, memory: int, world: dict, seed: int) -> dict:
 
 
 def _tune_cell(name: str, memory: int, world: dict, rate: float, count: int) -> dict:
-    """Flow control's best budget on the tuning replay (runs in a worker)."""
-    from experiments.tuned import MULTIPLIERS
+    """Flow control's and CheckedFlow's best budgets on the tuning replay (runs in a
+    worker); CheckedFlow's grid ends with b = infinity, Greedy's run."""
+    from experiments.tuned import CHECKED_MULTIPLIERS, MULTIPLIERS, checked_spec
 
     req = tuning_requests(name, rate, count)
     greedy = run_one(req, {"kind": "greedy"}, memory, world, TUNE_SEED)
     lam_it = greedy["per_iteration"]
-    objective = {}
+    objective, checked = {}, {}
     for m in MULTIPLIERS:
         spec = policies(m * lam_it, 1)[FLOW]
         objective[m] = run_one(req, spec, memory, world, TUNE_SEED)["e2e_mean"]
+    for m in CHECKED_MULTIPLIERS:
+        checked[m] = greedy["e2e_mean"] if math.isinf(m) else run_one(
+            req, checked_spec(m * lam_it), memory, world, TUNE_SEED)["e2e_mean"]
     best = min(objective, key=objective.get)
+    best_checked = min(checked, key=checked.get)
     return {"per_iteration": lam_it, "multiplier": best, "budget": best * lam_it,
-            "objective": {f"{m:g}": v for m, v in objective.items()}}
+            "objective": {f"{m:g}": v for m, v in objective.items()},
+            "checked_multiplier": best_checked, "checked_budget": best_checked * lam_it,
+            "checked_objective": {f"{m:g}": v for m, v in checked.items()}}
 
 
 def _report_cell(name: str, memory: int, world: dict, rate: float, chunk: int, index: int,
@@ -183,9 +203,10 @@ def compute(ctx: Context) -> dict:
         ctx.log(f"{NAME}: tuning flow control in {len(cells)} cells")
         tuned = _map(ctx, _tune_cell, [(c[0], c[1], WORLDS[c[2]], rate[c], b["tune_requests"])
                                        for c in cells])
-        tables = {c: policies(t["budget"], info[c[0]]["max_decode"]) for c, t in
-                  zip(cells, tuned)}
-        ctx.log(f"{NAME}: {len(cells)} cells x {b['chunks']} chunks x 6 policies")
+        tables = {c: policies(t["budget"], info[c[0]]["max_decode"], t["checked_budget"])
+                  for c, t in zip(cells, tuned)}
+        ctx.log(f"{NAME}: {len(cells)} cells x {b['chunks']} chunks x "
+                f"{len(next(iter(tables.values())))} policies")
         jobs = [(c[0], c[1], WORLDS[c[2]], rate[c], b["chunk"], i, tables[c])
                 for c in cells for i in range(b["chunks"])]
         runs = _map(ctx, _report_cell, jobs)
@@ -261,7 +282,47 @@ def verify(results: dict) -> list:
                         f"paired difference {diff.text(3)}{why}",
                         f"95% CI of the paired difference (flow - vLLM, same trace chunks) "
                         f"lies {'below' if better == 'lower' else 'above'} 0", v))
+    rows += _within_row(
+        results, ADAPTIVE, "in seconds under the Jaillet clock, adaptive flow control's mean "
+                           "and p95 end-to-end latency are within 5% of the better of Greedy "
+                           "and tuned flow control in every cell below lambda*_s",
+        "issue 12 on the Azure traces in seconds: greedy where Greedy does not thrash")
+    rows += _within_row(
+        results, CHECKED, "in seconds, the adaptive policy's budgeted mode at a tuned budget "
+                          "(CheckedFlow, grid plus Greedy) is within 5% of the better of Greedy "
+                          "and tuned flow control in every cell below lambda*_s",
+        "the budgeted-mode family holds a policy as good as both (docs/adaptive.md 4)")
     return rows
+
+
+def _within_row(results: dict, label: str, claim: str, theory: str) -> list:
+    """Issue 12 in seconds: ``label``'s mean and p95 end-to-end latency within 5% of the
+    better of Greedy and tuned flow control in every cell below the critical rate (paired
+    95% intervals over the trace chunks of ``label`` - 1.05 x the better)."""
+    cells = [c for c in results["cells"] if c["load"] < 1 and label in c["runs"]]
+    if not cells:
+        return []
+    found = {"FAIL": [], "INCONCLUSIVE": []}
+    for c in cells:
+        for metric in ("e2e_mean", "e2e_p95"):
+            best = min((GREEDY, FLOW), key=lambda p: float(np.mean(c["runs"][p][metric])))
+            mine = np.asarray(c["runs"][label][metric], float)
+            ref = np.asarray(c["runs"][best][metric], float)
+            d, ratio = Interval.of(mine - (1 + TOLERANCE) * ref), mine.mean() / ref.mean()
+            v = "FAIL" if d.n >= 2 and d.low > 0 else (
+                "INCONCLUSIVE" if ratio > 1 + TOLERANCE else "PASS")
+            if v != "PASS":
+                found[v].append(f"{c['trace']} M={c['memory']} {c['world']} {c['load']:g} "
+                                f"{metric} ({fmt(ratio, 3)} x {best}, {d.text(3)})")
+    row = "FAIL" if found["FAIL"] else "INCONCLUSIVE" if found["INCONCLUSIVE"] else "PASS"
+    where = {k: ", ".join(v) or "none" for k, v in found.items()}
+    return [Check(
+        NAME, claim, "ours", theory,
+        f"{len(cells)} cells x 2 metrics (seconds); significantly more than 5% above the "
+        f"better: {where['FAIL']}; above on average but not significantly: "
+        f"{where['INCONCLUSIVE']}",
+        f"FAIL if in some cell the paired 95% CI of {label} - 1.05 x better lies above 0; "
+        "else INCONCLUSIVE if some mean ratio exceeds 1.05; else PASS", row)]
 
 
 def _bound_row(results: dict, trace: str, memory: int) -> list:
