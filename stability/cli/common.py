@@ -24,6 +24,25 @@ class CliError(ValueError):
     """A usage error reported as one line."""
 
 
+def run_into_store(call, db) -> tuple:
+    """``call()``, a sweep writing into the results store ``db``: (its value, None), or
+    (None, exit status) after one line on stderr -- 1 for a dead worker, 130 for Ctrl-C,
+    whose finished runs stay in the store."""
+    import sys
+
+    from stability.sweep import SweepError
+
+    try:
+        return call(), None
+    except SweepError as err:
+        print(f"stability: error: {err}", file=sys.stderr)
+        return None, 1
+    except KeyboardInterrupt:
+        print(f"stability: interrupted; finished runs are saved in {db}; run again to resume",
+              file=sys.stderr)
+        return None, 130
+
+
 def flag_value(check, value, flag: str, *args, **kwargs):
     """``check(flag, value, ...)`` of :mod:`stability.validation` (or ``check(value, flag)``
     for the one-argument checks), its error naming the flag as typed."""

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from stability import validation
+from stability.cli.common import run_into_store
 from stability.store import ResultStore
-from stability.sweep import Sweep, SweepError, load_config, run_sweep
+from stability.sweep import Sweep, load_config, run_sweep
 
 HELP = "run a grid of simulations into a results store (resumable)"
 
@@ -96,17 +97,13 @@ def run(args) -> int:
     _check_resume(db, sweep, args.resume)
     executor, close = _executor_from_args(args)
     try:
-        report = run_sweep(sweep, db, executor=executor, workers=args.workers,
-                           progress=False if args.quiet else None)
-    except SweepError as err:
-        print(f"stability: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"stability: interrupted; finished runs are saved in {db}; run again to resume",
-              file=sys.stderr)
-        return 130
+        report, status = run_into_store(
+            lambda: run_sweep(sweep, db, executor=executor, workers=args.workers,
+                              progress=False if args.quiet else None), db)
     finally:
         close()
+    if status is not None:
+        return status
     if not args.quiet:
         print(f"sweep {sweep.name}: {report.total} runs, {report.skipped} already in {db}, "
               f"{report.added} new, {len(report.failed)} failed ({report.seconds:.1f} s)")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from stability import validation
 from stability.cli.common import (CliError, _parser, add_workload_arguments, flag_value,
-                                  workload_spec)
+                                  run_into_store, workload_spec)
 from stability.store import ResultStore
-from stability.sweep import SweepError, WorldSpec
+from stability.sweep import WorldSpec
 from stability.sweep.tune import FAMILIES, SPECS, TUNE_SEED, tune_grid
 
 HELP = ("find a budget by simulation: a grid of budgets on tuning seeds, with confidence "
@@ -80,17 +80,12 @@ def run(args) -> int:
     if db.exists():
         ResultStore(db).close()  # refuse a file that is not a results store, before running
     world = WorldSpec(eviction=args.eviction, requeue=args.requeue)
-    try:
-        result = tune_grid(spec, args.memory, db, args.policy, world, args.slots,
-                           args.replications, args.seed, args.multipliers,
-                           workers=args.workers, progress=False if args.quiet else None)
-    except SweepError as err:
-        print(f"stability: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"stability: interrupted; finished runs are saved in {db}; run again to resume",
-              file=sys.stderr)
-        return 130
+    result, status = run_into_store(
+        lambda: tune_grid(spec, args.memory, db, args.policy, world, args.slots,
+                          args.replications, args.seed, args.multipliers,
+                          workers=args.workers, progress=False if args.quiet else None), db)
+    if status is not None:
+        return status
     if args.json:
         print(json.dumps(dict(result.to_dict(), store=str(db)), indent=1))
         return 0
