@@ -50,7 +50,6 @@ BASELINE = "vLLM"
 GREEDY, ADAPTIVE, CHECKED = "Greedy", "AdaptiveFlow", "CheckedFlow (tuned)"
 """Issue 12 in seconds: adaptive flow control against the better of Greedy and tuned flow
 control, and its budgeted mode at a budget tuned like flow control's (docs/adaptive.md 4)."""
-TOLERANCE = 0.05
 METRICS = ("e2e_mean", "e2e_p95", "ttft_mean", "ttft_p95", "request_throughput",
            "token_throughput", "demand_cv", "overflow_excess", "recomputed_share",
            "waste_share", "busy_share")
@@ -297,23 +296,24 @@ def verify(results: dict) -> list:
 
 def _within_row(results: dict, label: str, claim: str, theory: str) -> list:
     """Issue 12 in seconds: ``label``'s mean and p95 end-to-end latency within 5% of the
-    better of Greedy and tuned flow control in every cell below the critical rate (paired
-    95% intervals over the trace chunks of ``label`` - 1.05 x the better)."""
+    better of Greedy and tuned flow control in every cell below the critical rate, by the
+    adaptive experiment's criterion (``experiments.adaptive.within``: paired 95% intervals
+    over the trace chunks of ``label`` - 1.05 x the better)."""
+    from experiments.adaptive import better, within
+
     cells = [c for c in results["cells"] if c["load"] < 1 and label in c["runs"]]
     if not cells:
         return []
     found = {"FAIL": [], "INCONCLUSIVE": []}
     for c in cells:
+        entry = {"policies": {p: dict(c["runs"][p], replications=list(
+            range(len(c["runs"][p]["e2e_mean"])))) for p in (GREEDY, FLOW, label)}}
         for metric in ("e2e_mean", "e2e_p95"):
-            best = min((GREEDY, FLOW), key=lambda p: float(np.mean(c["runs"][p][metric])))
-            mine = np.asarray(c["runs"][label][metric], float)
-            ref = np.asarray(c["runs"][best][metric], float)
-            d, ratio = Interval.of(mine - (1 + TOLERANCE) * ref), mine.mean() / ref.mean()
-            v = "FAIL" if d.n >= 2 and d.low > 0 else (
-                "INCONCLUSIVE" if ratio > 1 + TOLERANCE else "PASS")
+            v, ratio, d = within(entry, metric, label)
             if v != "PASS":
                 found[v].append(f"{c['trace']} M={c['memory']} {c['world']} {c['load']:g} "
-                                f"{metric} ({fmt(ratio, 3)} x {best}, {d.text(3)})")
+                                f"{metric} ({fmt(ratio, 3)} x {better(entry, metric)}, "
+                                f"{d.text(3)})")
     row = "FAIL" if found["FAIL"] else "INCONCLUSIVE" if found["INCONCLUSIVE"] else "PASS"
     where = {k: ", ".join(v) or "none" for k, v in found.items()}
     return [Check(

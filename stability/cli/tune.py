@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 from stability import validation
-from stability.cli.common import (CliError, _parser, add_workload_arguments, flag_value,
-                                  run_into_store, workload_spec)
+from stability.cli.common import (CliError, _parser, add_workload_arguments,
+                                  add_world_arguments, flag_value, run_into_store,
+                                  workload_spec, world_from_args)
 from stability.store import ResultStore
 from stability.sweep import WorldSpec
-from stability.sweep.tune import FAMILIES, SPECS, TUNE_SEED, tune_grid
+from stability.sweep.tune import FAMILIES, TUNE_SEED, tune_grid
 
 HELP = ("find a budget by simulation: a grid of budgets on tuning seeds, with confidence "
         "intervals (resumable)")
@@ -52,9 +53,7 @@ def add_arguments(parser) -> None:
                              "results/tune-<policy>.sqlite)")
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: every core)")
-    g = parser.add_argument_group("world (docs/model.md 2.3; default: the policy's)")
-    g.add_argument("--eviction", choices=("restart", "recompute"), default=None)
-    g.add_argument("--requeue", choices=("arrival", "front"), default=None)
+    add_world_arguments(parser, clock=False)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -79,7 +78,7 @@ def run(args) -> int:
     db.parent.mkdir(parents=True, exist_ok=True)
     if db.exists():
         ResultStore(db).close()  # refuse a file that is not a results store, before running
-    world = WorldSpec(eviction=args.eviction, requeue=args.requeue)
+    world = WorldSpec(**world_from_args(args))
     result, status = run_into_store(
         lambda: tune_grid(spec, args.memory, db, args.policy, world, args.slots,
                           args.replications, args.seed, args.multipliers,
@@ -89,8 +88,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(dict(result.to_dict(), store=str(db)), indent=1))
         return 0
-    kind = SPECS[args.policy][0](1.0)["kind"]
-    print(f"{kind} budgets for {spec.canonical()} at M = {args.memory} "
+    print(f"{args.policy} budgets for {spec.canonical()} at M = {args.memory} "
           f"(lambda = {result.total_rate:.4g} per slot; {args.replications} x {args.slots} "
           f"slots per budget, seed {args.seed}; store {db})")
     rows = [("b / lambda", "budget", "in system [95% CI]", "latency", "p95", "waste",

@@ -118,18 +118,17 @@ def tune_grid(workload, memory: int, db, family: str = "flow", world=None,
               progress: bool | None = None) -> GridResult:
     """Run the grid into the results store ``db`` (runs already there are reused, so an
     interrupted call loses nothing) and rank its budgets."""
+    from stability.policies import from_spec
     from stability.store import load
-    from stability.sweep.run import run_sweep
+    from stability.sweep.run import SweepError, run_sweep
 
     sweep, multipliers, specs, rate = grid_sweep(workload, memory, family, world, slots,
                                                  replications, root_seed, multipliers)
     report = run_sweep(sweep, Path(db), executor=executor, workers=workers, progress=progress)
     if report.failed:
         task, error = report.failed[0]
-        raise RuntimeError(f"{len(report.failed)} runs failed; first: {task.describe()}: "
-                           f"{error}")
-    from stability.policies import from_spec
-
+        raise SweepError(f"{len(report.failed)} runs failed and were not stored; first: "
+                         f"{task.describe()}: {error}")
     columns = load(Path(db), expand=False)
     row = {k: i for i, k in enumerate(columns["key"])}
     by_policy = {}
