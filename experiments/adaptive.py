@@ -118,7 +118,7 @@ def _traces(ctx: Context, executor) -> list:
     """The trace cells: Greedy, flow control at the traces experiment's tuned budget and
     adaptive flow control, replayed on each trace at each load."""
     from experiments import traces
-    from experiments.tuned import CHECKED_MULTIPLIERS, checked_spec, tune
+    from experiments.tuned import tune
 
     tb = traces._budget(ctx)
     cells_ = [{"key": f"{name}-{load:g}", "workload": {"kind": f"azure-{name}",
@@ -127,7 +127,7 @@ def _traces(ctx: Context, executor) -> list:
               for name in traces.TRACES for load in tb["loads"]]
     best = tune(ctx, traces.NAME, cells_, tb["tune_slots"], tb["tune_replications"])
     checked = tune(ctx, f"{traces.NAME}-checked", cells_, tb["tune_slots"],
-                   tb["tune_replications"], checked_spec, CHECKED_MULTIPLIERS)
+                   tb["tune_replications"], family="flow-checked")
     jobs = [dict(key=c["key"], trace=c["key"].split("-")[0], load=c["workload"]["load"],
                  label=label, policy=spec, seed=traces.ROOT_SEED,
                  synthetic_slots=tb["synthetic_slots"])
@@ -167,7 +167,7 @@ def compute(ctx: Context) -> dict:
     from stability.sweep import Sweep, WorkloadSpec
 
     from experiments.regime import cells
-    from experiments.tuned import CHECKED_MULTIPLIERS, checked_spec, tune
+    from experiments.tuned import tune
 
     b = _budget(ctx)
     todo = cells(b)
@@ -175,7 +175,7 @@ def compute(ctx: Context) -> dict:
     tuned = tune(ctx, "regime", todo, b["tune_slots"], b["tune_replications"])
     ctx.log(f"{NAME}: CheckedFlow's budget in the same cells, on the same tuning seeds")
     checked = tune(ctx, f"{NAME}-checked", todo, b["tune_slots"], b["tune_replications"],
-                   checked_spec, CHECKED_MULTIPLIERS)
+                   family="flow-checked")
     jobs = []
     for cell in todo:
         seeds = [t.seed for t in Sweep(name=NAME, workloads=(cell["workload"],),

@@ -21,7 +21,7 @@ from experiments.common import Context, policy_key, select
 # The grid, its specs and its seed are the package's, so ``stability reproduce`` and
 # ``stability tune`` tune alike (re-exported for the experiments).
 from stability.sweep.tune import (CHECKED_MULTIPLIERS, MULTIPLIERS, TUNE_SEED,  # noqa: F401
-                                  budget_grid, checked_spec, flow_spec)
+                                  checked_spec)
 
 
 def cell_rows(columns: dict, sweep, spec: dict) -> dict:
@@ -33,10 +33,10 @@ def cell_rows(columns: dict, sweep, spec: dict) -> dict:
 
 
 def tune(ctx: Context, store: str, cells: list, slots: int, replications: int,
-         spec=flow_spec, multipliers=MULTIPLIERS) -> dict:
-    """The best budget of every cell (of flow control, or of the policy ``spec`` builds
-    from a budget over ``multipliers``, e.g. :func:`checked_spec` over
-    :data:`CHECKED_MULTIPLIERS`).
+         family: str = "flow") -> dict:
+    """The best budget of every cell, of flow control or (``family="flow-checked"``) of
+    CheckedFlow, whose grid ends with b = infinity (Greedy); each cell's grid is
+    :func:`stability.sweep.tune.grid_sweep`'s, as ``stability tune`` runs it.
 
     ``cells``: dicts with ``key``, ``workload`` (a spec table with its load or rate),
     ``memory`` and ``world`` (a world table).  Returns {key: {"spec": the best spec,
@@ -45,19 +45,19 @@ def tune(ctx: Context, store: str, cells: list, slots: int, replications: int,
     per slot, the measured counterpart of the effective rate E[B] - r_bar(E[B]) of
     docs/theory_region.md: the requests a saturated budget really moves into service.
     """
-    from stability.sweep import Sweep, WorkloadSpec
+    from stability.sweep import WorkloadSpec, WorldSpec
+    from stability.sweep.tune import grid_sweep
 
     from experiments.common import run_sweeps
 
     sweeps, grids = [], {}
     for cell in cells:
-        rate = WorkloadSpec.from_dict(cell["workload"]).build(cell["memory"]).total_rate
-        grid = budget_grid(rate, spec, multipliers)
+        sweep, multipliers, grid, _ = grid_sweep(
+            WorkloadSpec.from_dict(cell["workload"]), cell["memory"], family,
+            WorldSpec(**cell["world"]), slots, replications, TUNE_SEED,
+            name=f"{store}-tune-{cell['key']}")
         grids[cell["key"]] = grid
-        sweeps.append(Sweep(name=f"{store}-tune-{cell['key']}", workloads=(cell["workload"],),
-                            policies=tuple(grid), memory=(cell["memory"],),
-                            worlds=(cell["world"],), replications=replications,
-                            root_seed=TUNE_SEED, slots=slots, warmup=slots // 4))
+        sweeps.append(sweep)
     columns = run_sweeps(ctx, f"{store}-tune", sweeps)
     out = {}
     for cell, sweep in zip(cells, sweeps):

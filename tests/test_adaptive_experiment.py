@@ -115,14 +115,3 @@ def test_budgeted_mode_stability_row_fails_only_where_flow_control_is_stable():
     rows = adaptive.verify({"cells": [cell(0.2, 0.2), GOOD[1]]})
     assert rows[6].verdict == "PASS" and "both grow (no tested budget is stable): thrash" in \
         rows[6].simulation
-
-
-def test_checked_flow_is_tuned_on_flow_controls_grid_plus_greedy():
-    """Rows 5 and 6 tune CheckedFlow on flow control's multiples and b = infinity, which
-    is Greedy (the adaptive policy's greedy mode), so the tuned choice can be Greedy."""
-    from experiments import tuned
-
-    grid = tuned.budget_grid(2.0, tuned.checked_spec, tuned.CHECKED_MULTIPLIERS)
-    assert grid[-1] == {"kind": "greedy"}
-    assert [g["budget"] for g in grid[:-1]] == [round(2.0 * m, 6) for m in tuned.MULTIPLIERS]
-    assert all(g["kind"] == "flow-checked" for g in grid[:-1])
