@@ -161,15 +161,18 @@ def simulate(requests: Requests, policy: Policy, memory: int, horizon: int | Non
     if horizon is None and len(requests):
         policy.check_progress(requests, memory, predicted, block=world.block)
     a = requests._arrays
+    supervisor = policy.supervisor(requests, memory, {k: names[k] for k in (
+        "eviction", "requeue", "block_size")}, seed)
     try:
         if engine == "fast":
             raw = run_batch(a["arrival"], a["prompt"], a["decode"], a["class_id"], enc,
                             memory, horizon, warmup, world, series_points, arrival_tick,
-                            predicted)
+                            predicted, supervisor)
         else:
             raw = run_reference(a["arrival"], a["prompt"], a["decode"], a["class_id"], enc,
                                 memory, -1 if horizon is None else horizon, warmup, world,
-                                arrival_tick=arrival_tick, predicted=predicted)
+                                arrival_tick=arrival_tick, predicted=predicted,
+                                supervisor=supervisor)
     except MemoryError:
         raise MemoryError(f"out of memory while simulating {len(requests)} requests: the "
                           "waiting queue outgrew the memory available (is the system "
@@ -331,6 +334,10 @@ def simulate_stream(workload: Workload, policy: Policy, memory: int, slots: int,
     if not isinstance(workload, Workload):
         raise ValueError(f"workload must be a stability.Workload, got {type(workload).__name__}")
     policy = _check_policy(policy)
+    if type(policy).supervisor is not Policy.supervisor:
+        raise ValueError(f"policy {policy.kind!r} chooses its budget from the requests it "
+                         "has seen, which a stream does not keep: simulate a batch "
+                         "(simulate, or the command line without --stream)")
     memory = validation.memory(memory)
     slots = validation.slots(slots)
     warmup = _check_warmup(validation.integer("warmup", warmup, 0), slots, "slots")

@@ -282,6 +282,25 @@ def update(ps):
     ps.p_done_square = 0
 
 
+def retarget(r, budget: float) -> None:
+    """Hold ``budget`` from the next slot on (inf: greedy mode); ``r`` is a :data:`CONTROL`
+    record element or a ``ReferenceControl`` (both engines apply the same operations).
+    The mean-budget statistics are settled at the old b first, as a period end does."""
+    r["rate_sum"] += r["rate"] * r["p_budgeted"]
+    if r["p_budgeted"] > 0 and r["rate"] > r["rate_max"]:
+        r["rate_max"] = r["rate"]
+    r["p_budgeted"] = 0
+    if math.isinf(budget):
+        r["budgeted"] = False
+        return
+    if not r["budgeted"]:
+        r["switches"] += 1
+    r["budgeted"] = True
+    r["rate"] = float(budget)
+    r["quantum"] = int(budget * r["unit_scale"])
+    r["credit"] = 0
+
+
 @dataclass(frozen=True)
 class ControlStats:
     """What a stateful policy did in a run (read from its :data:`CONTROL` record).

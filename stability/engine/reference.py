@@ -20,6 +20,7 @@ import numpy as np
 from stability.engine import admission as adm
 from stability.engine import rng
 from stability.engine.codes import EVICT_RESTART, NO_LIMIT, REQUEUE_FRONT
+from stability.engine.control import retarget
 from stability.engine.raw import RawRun, SlotStats, TimeStats
 from stability.engine.reference_control import ReferenceControl
 from stability.engine.state import World
@@ -238,8 +239,12 @@ class _Simulation:
 
 def run_reference(arrival, prompt, decode, class_id, enc: adm.Encoded, memory: int,
                   horizon: int, warmup: int = 0, world: World = World(),
-                  arrival_tick=None, predicted=None, events: list | None = None) -> RawRun:
+                  arrival_tick=None, predicted=None, events: list | None = None,
+                  supervisor=None) -> RawRun:
     """Simulate slot by slot; ``horizon < 0`` runs until every request completes.
+
+    ``supervisor`` (``Policy.supervisor``), when given, is asked for a new budget at the
+    start of each of its pause slots, with the arrival and completion slots seen so far.
 
     ``events``, when given, receives (slot, kind, request) tuples with kind one of
     "arrive", "admit", "evict", "bounce", "complete", in the order they happen.
@@ -266,7 +271,14 @@ def run_reference(arrival, prompt, decode, class_id, enc: adm.Encoded, memory: i
     window_start, busy, prefill_time = -1, 0, 0
     t = 0
     control = sim.control
+    pause = supervisor.next_pause(-1) if supervisor is not None else -1
     while (horizon < 0 and counts["completed"] < n) or (0 <= t < horizon):
+        if t == pause:
+            budget = supervisor.decide(t, seen_arrival if timed else np.where(
+                seen_arrival < t, seen_arrival, -1), completion)
+            if budget is not None:
+                retarget(control, budget)
+            pause = supervisor.next_pause(t)
         if timed and t == warmup:
             window_start = now
         arrived = 0  # credit units of this slot's arrivals (stateful policies)

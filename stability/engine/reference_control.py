@@ -22,6 +22,12 @@ class ReferenceControl:
             setattr(self, name, bool(value) if ctl.CONTROL[name].kind == "b" else
                     float(value) if ctl.CONTROL[name].kind == "f" else int(value))
 
+    def __getitem__(self, name):  # record-style access, for control.retarget
+        return getattr(self, name)
+
+    def __setitem__(self, name, value):
+        setattr(self, name, value)
+
     # -- admission -------------------------------------------------------------------
     def unit(self, prompt: int, point: int) -> int:
         if self.memory_time:

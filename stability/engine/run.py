@@ -115,9 +115,10 @@ def _no_arrivals() -> state.Arrivals:
 
 def run_batch(arrival, prompt, decode, class_id, enc: Encoded, memory: int,
               horizon: int | None, warmup: int, world: World, series_points: int = 100_000,
-              arrival_tick=None, predicted=None) -> RawRun:
+              arrival_tick=None, predicted=None, supervisor=None) -> RawRun:
     """The fast kernel on a batch (arrays aligned by request; ``arrival_tick`` for a timed
-    clock, ``predicted`` for a length-aware policy)."""
+    clock, ``predicted`` for a length-aware policy; ``supervisor`` (``Policy.supervisor``)
+    is asked for a new budget at the start of each of its pause slots)."""
     n = prompt.size
     timed = world.clock is not None
     times = arrival_tick if timed else arrival
@@ -138,7 +139,15 @@ def run_batch(arrival, prompt, decode, class_id, enc: Encoded, memory: int,
                state.new_queues(_groups(enc, num_classes)), enc, _no_arrivals(),
                state.new_histograms(1, 1), np.zeros((3, max(points, 1)), np.int64),
                np.zeros(max(world.block, 1), np.int64))
-    run.advance(NO_LIMIT if horizon is None else horizon, until_done=horizon is None)
+    stop = NO_LIMIT if horizon is None else horizon
+    pause = supervisor.next_pause(-1) if supervisor is not None else NO_LIMIT
+    while pause < stop:
+        run.advance(pause, until_done=horizon is None)
+        if horizon is None and int(cnt[0]["completed"]) == n:  # the run is over
+            break
+        _decide(run, supervisor, pause, arrival, order, timed, n)
+        pause = supervisor.next_pause(pause)
+    run.advance(stop, until_done=horizon is None)
     c = cnt[0]
     stride, kv, queue, active = run.series_arrays()
     seen = int(c["next_arrival"])
@@ -159,6 +168,20 @@ def run_batch(arrival, prompt, decode, class_id, enc: Encoded, memory: int,
         series_stride=stride, series_kv=kv, series_queue=queue, series_active=active,
         control=control_stats(enc, run.ctl),
     )
+
+
+def _decide(run: _Run, supervisor, t: int, arrival, order, timed: bool, n: int) -> None:
+    """At the start of slot t: the supervisor's budget, from the arrival and completion
+    slots seen so far (the records of requests not yet arrived are not read)."""
+    seen_n = int(run.cnt[0]["next_arrival"])
+    unseen = np.arange(seen_n, n) if order.size == 0 else order[seen_n:]
+    seen = run.out_t["arrival"][:n].copy() if timed else arrival.astype(np.int64).copy()
+    completion = run.out["completion"][:n].copy()
+    seen[unseen] = -1
+    completion[unseen] = -1
+    budget = supervisor.decide(t, seen, completion)
+    if budget is not None:
+        control.retarget(run.ctl[0], budget)
 
 
 def control_stats(enc: Encoded, ctl) -> control.ControlStats | None:

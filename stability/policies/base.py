@@ -119,6 +119,12 @@ class Policy:
 
         ``block``: KV is allocated in blocks of that many tokens (docs/model.md 2.3)."""
 
+    def supervisor(self, requests, memory: int, world: dict, seed: int):
+        """What changes the policy's budget between slots of a batch run (``TwinFlow``'s
+        twin), or None: the engines pause at its ``next_pause`` slots and apply its
+        ``decide`` (docs/adaptive.md 5).  ``world``: the run's eviction, requeue, block_size."""
+        return None
+
     @property
     def uses_predictions(self) -> bool:
         return getattr(self, "predictions", None) is not None

@@ -1,0 +1,180 @@
+"""Twin-tuned flow control: the budget chosen online by simulating the observed workload
+(docs/adaptive.md section 5).
+
+``AdaptiveFlow`` reads its budget from run-time signals, and none of them is precise enough
+within a run to place b (docs/adaptive.md 4: one 256-slot window's drain varies by 1.5-4%
+of lambda, neighbouring budgets differ by 0.5-1.5%).  ``TwinFlow`` moves the noise from the
+signal to a computation: it fits the workload the scheduler has seen (the arrival rate and
+the completed requests' (l, o) pairs), simulates ``CheckedFlow`` at every budget of the
+tuning grid (and Greedy) on that fitted workload, and runs the best.  Estimating lambda and
+the length law needs only a few thousand slots; the Monte Carlo noise of the twin costs CPU,
+not run time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from stability import validation
+from stability.engine import admission, control
+from stability.policies.base import Choice, Policy, param
+
+TWIN_TAG = 0x7717
+"""Mixed into the twin's seeds, so its draws are apart from the run's own streams."""
+
+
+@dataclass(frozen=True)
+class TwinFlow(Policy, kind="flow-twin"):
+    """Twin-tuned flow control: Greedy, then ``CheckedFlow`` at the budget a simulation of
+    the observed workload ranks best (docs/adaptive.md section 5).
+
+    At slot ``observe`` and every ``retune`` slots after: lambda_hat = the arrivals of the
+    last ``window`` slots per slot; the sample = the (l, o) of the requests that arrived in
+    that window and have completed.  The twin draws ``twin_replications`` workloads of
+    ``twin_slots`` slots (Poisson(lambda_hat) arrivals, lengths resampled from the
+    sample), runs each budget b = m lambda_hat of the tuning grid
+    (:data:`stability.sweep.tune.CHECKED_MULTIPLIERS`, m = infinity being Greedy) on the
+    same draws and keeps the one with the fewest requests in the system (the tuning
+    objective).  Between decisions the budget is fixed: the admission is ``CheckedFlow``'s
+    (or Greedy's), so the Section 3 guarantee of the budgeted mode holds at the chosen b.
+    """
+
+    observe: int = param(256, help="flow-twin: slot of the first decision (greedy before)",
+                         parse=int, examples=Choice((3, 20)))
+    retune: int = param(16384, help="flow-twin: slots between decisions", parse=int,
+                        examples=Choice((7, 50)))
+    window: int = param(4096, help="flow-twin: slots of history a decision reads", parse=int,
+                        examples=Choice((10, 4096)))
+    twin_slots: int = param(8000, help="flow-twin: slots of each twin run (a quarter warmup)",
+                            parse=int, examples=Choice((40, 120)))
+    twin_replications: int = param(2, help="flow-twin: twin workloads per budget", parse=int,
+                                   examples=Choice((1, 2)))
+    min_sample: int = param(32, help="flow-twin: completed requests a decision needs (fewer: "
+                                     "the budget is kept)", parse=int, examples=Choice((1, 4)))
+
+    def __post_init__(self):
+        for name, low in (("observe", 1), ("retune", 1), ("window", 1), ("twin_slots", 4),
+                          ("twin_replications", 1), ("min_sample", 1)):
+            object.__setattr__(self, name, validation.integer(name, getattr(self, name), low))
+
+    def encode(self, memory, num_classes):
+        params = admission.new_params(code=admission.ADAPTIVE, cap=memory)
+        ctl = control.new_control(period=control.NEVER, unit_scale=float(control.SCALE))
+        return admission.Encoded(params, np.zeros(0, np.int64), False, memory, control=ctl)
+
+    def supervisor(self, requests, memory, world, seed):
+        return Twin(self, requests, memory, world, seed)
+
+
+@dataclass
+class Decision:
+    """One decision of the twin: the slot, lambda_hat, the sample size, the chosen
+    multiplier (inf: Greedy) and the objective of every multiplier."""
+
+    slot: int
+    arrival_rate: float
+    sample: int
+    multiplier: float
+    objective: dict
+
+
+class Twin:
+    """The decisions of one run: the engines call :meth:`decide` at each :meth:`next_pause`
+    slot, before that slot's arrivals, with what they have seen so far."""
+
+    def __init__(self, policy: TwinFlow, requests, memory: int, world: dict, seed: int):
+        self.policy, self.memory, self.world, self.seed = policy, memory, world, seed
+        self.prompt, self.decode = requests.prompt, requests.decode
+        self.decisions: list[Decision] = []
+
+    def next_pause(self, t: int) -> int:
+        """The first decision slot > t (t = -1: the first one): ``observe`` x 1, 4, 16,
+        ... until the step reaches ``retune``, then every ``retune`` slots (256, 1024, 4096,
+        16384, 32768, ... by default): the first decisions come early, before a thrash has
+        built a backlog, and are refined as the estimates sharpen."""
+        p = self.policy
+        pause = p.observe
+        while pause <= t and 3 * pause < p.retune:
+            pause *= 4
+        if pause > t:
+            return pause
+        return pause + ((t - pause) // p.retune + 1) * p.retune
+
+    def observation(self, t: int, seen, completion):
+        """(lambda_hat, prompts, decodes) from the last ``window`` slots before t: ``seen``
+        is each request's arrival slot (-1: not yet), ``completion`` its completion slot
+        (-1: not yet).
+
+        The sample is the longest run of consecutive arrivals, from the window's first,
+        that have all completed: a cohort chosen by arrival, not by length, so the law is
+        not tilted towards short requests (which finish first, and under restart eviction
+        are the ones that finish at all while the cache thrashes)."""
+        start = max(0, t - self.policy.window)
+        recent = np.flatnonzero((seen >= start) & (seen < t))
+        recent = recent[np.argsort(seen[recent], kind="stable")]
+        pending = np.flatnonzero(completion[recent] < 0)
+        cohort = recent[:pending[0]] if pending.size else recent
+        return recent.size / (t - start), self.prompt[cohort], self.decode[cohort]
+
+    def decide(self, t: int, seen, completion) -> float | None:
+        """The budget from slot t on (inf: Greedy), or None to keep the current one."""
+        from stability.sweep.tune import CHECKED_MULTIPLIERS
+
+        rate, prompts, decodes = self.observation(t, seen, completion)
+        if prompts.size < self.policy.min_sample or rate <= 0.0:
+            return None
+        objective = twin_objective(rate, prompts, decodes, self.memory, self.world,
+                                   self.policy.twin_slots, self.policy.twin_replications,
+                                   [self.seed, t, TWIN_TAG], CHECKED_MULTIPLIERS,
+                                   min(t, self.policy.window))
+        best = min(objective, key=objective.get)
+        self.decisions.append(Decision(t, rate, int(prompts.size), best, objective))
+        return math.inf if math.isinf(best) else round(best * rate, 6)
+
+
+def spread(r: int, replications: int, rate: float, window: int) -> float:
+    """Replication r's arrival rate over lambda_hat: 1 + z_r se, with se = 1 / sqrt(lambda_hat
+    window) the relative standard error of lambda_hat and z_r evenly spread over [-1, 1]
+    (1 for a single replication: the twin is loaded at the pessimistic end).  A budget is
+    then judged over the arrival rates the observation cannot tell apart."""
+    z = 1.0 if replications == 1 else -1.0 + 2.0 * r / (replications - 1)
+    return 1.0 + z / math.sqrt(rate * window)
+
+
+def twin_objective(rate, prompts, decodes, memory, world: dict, slots, replications, entropy,
+                   multipliers, window: int) -> dict:
+    """Mean requests in the system (waiting + running, after a quarter of warmup) of
+    ``CheckedFlow(m rate)`` for every m (inf: Greedy), each on the same ``replications``
+    workloads of Poisson arrivals (at the rates of :func:`spread`, ``window`` the slots
+    lambda_hat was measured over) with (l, o) resampled from the sample; ``world``
+    holds simulate's eviction, requeue and block_size (the twin runs in unit slots)."""
+    from stability.policies.adaptive import CheckedFlow
+    from stability.policies.fcfs import Greedy
+    from stability.simulate import simulate
+    from stability.workload import Requests
+
+    rng = np.random.default_rng(entropy)
+    draws = []
+    for r in range(replications):
+        counts = rng.poisson(rate * spread(r, replications, rate, window), slots)
+        pick = rng.integers(0, prompts.size, int(counts.sum()))
+        draws.append(Requests(np.repeat(np.arange(slots), counts), prompts[pick],
+                              decodes[pick]))
+    kwargs = {k: world[k] for k in ("eviction", "requeue", "block_size")}
+    objective = {}
+    for m in multipliers:
+        policy = Greedy() if math.isinf(m) else CheckedFlow(round(m * rate, 6))
+        total = 0.0
+        for r, requests in enumerate(draws):
+            res = simulate(requests, policy, memory, horizon=slots, seed=r,
+                           warmup=slots // 4, **kwargs)
+            metrics = res.metrics()
+            total += metrics.queue_mean + metrics.active_mean
+        objective[m] = total / replications
+    return objective
+
+
+__all__ = ["TwinFlow", "Twin", "Decision", "twin_objective"]

@@ -1,0 +1,128 @@
+"""Twin-tuned flow control (docs/adaptive.md section 5): the pause schedule, the unbiased
+sample, the budget hand-over in both engines, and the decisions on workloads where the
+answer is known."""
+
+import math
+
+import numpy as np
+import pytest
+
+import stability as s
+from stability.engine import control as ctl
+from stability.engine.reference_control import ReferenceControl
+from stability.policies.twin import Twin, TwinFlow, spread
+
+
+def _twin(**kw):
+    req = s.Requests([0, 0, 1, 1, 2, 3], [1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12])
+    return Twin(TwinFlow(**kw), req, 100, dict(eviction="restart", requeue="arrival",
+                                               block_size=1), 0)
+
+
+def test_pauses_come_early_then_every_retune():
+    twin = _twin(observe=256, retune=16384)
+    pauses, t = [], -1
+    while t < 60_000:
+        t = twin.next_pause(t)
+        pauses.append(t)
+    assert pauses == [256, 1024, 4096, 16384, 32768, 49152, 65536]
+    assert _twin(observe=10, retune=20).next_pause(10) == 30  # 40 >= retune / 3: regular
+
+
+def test_sample_is_the_completed_prefix_of_the_window():
+    twin = _twin(window=3)
+    seen = np.array([0, 0, 1, 1, 2, 3])
+    completion = np.array([4, 5, -1, 4, 5, -1])  # requests 2 and 5 still running
+    rate, prompts, _ = twin.observation(4, seen, completion)  # window [1, 4): requests 2-5
+    assert rate == pytest.approx(4 / 3)
+    assert prompts.size == 0  # request 2, the window's first, is pending: nothing after it
+    completion[2] = 3
+    _, prompts, decodes = twin.observation(6, seen, completion)  # window [3, 6): request 5
+    assert prompts.size == 0
+    _, prompts, decodes = twin.observation(4, seen, completion)
+    assert list(prompts) == [3, 4, 5]  # requests 2, 3, 4 in arrival order; 5 is pending
+    assert list(decodes) == [9, 10, 11]
+
+
+def test_spread_brackets_the_rate_by_its_standard_error():
+    assert spread(0, 1, 4.0, 100) == pytest.approx(1.05)
+    assert [spread(r, 2, 4.0, 100) for r in range(2)] == pytest.approx([0.95, 1.05])
+
+
+@pytest.mark.parametrize("record", ["kernel", "reference"])
+def test_retarget_settles_the_mean_budget_and_counts_switches(record):
+    rec = ctl.new_control(period=ctl.NEVER, unit_scale=float(ctl.SCALE))
+    r = rec[0] if record == "kernel" else ReferenceControl(6, rec)
+    ctl.retarget(r, 2.5)
+    assert (bool(r["budgeted"]), r["quantum"], r["credit"], r["switches"]) == \
+        (True, int(2.5 * ctl.SCALE), 0, 1)
+    r["p_budgeted"] = 10
+    ctl.retarget(r, 1.5)
+    assert (r["rate_sum"], r["rate_max"], r["p_budgeted"], r["switches"]) == (25.0, 2.5, 0, 1)
+    ctl.retarget(r, math.inf)
+    assert not r["budgeted"]
+
+
+class _Fixed:
+    """A supervisor that sets one budget at slot ``at``."""
+
+    def __init__(self, at, budget):
+        self.at, self.budget = at, budget
+
+    def next_pause(self, t):
+        return self.at if t < self.at else 1 << 40
+
+    def decide(self, t, seen, completion):
+        assert np.all(completion[seen < 0] == -1) and np.all(seen < t)
+        assert np.all(completion < t)
+        return self.budget
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+@pytest.mark.parametrize("budget", [1.5, 3, math.inf])
+def test_a_budget_set_at_slot_0_is_checked_flow_exactly(monkeypatch, engine, budget):
+    monkeypatch.setattr(TwinFlow, "supervisor", lambda self, *a: _Fixed(0, budget))
+    req = s.Workload.paper_4_1(rate=1.2).generate(300, 3)
+    twin = s.simulate(req, TwinFlow(), 900, horizon=300, seed=3, engine=engine)
+    fixed = s.simulate(req, s.Greedy() if math.isinf(budget) else s.CheckedFlow(budget), 900,
+                       horizon=300, seed=3, engine=engine)
+    assert [d for d in twin.raw.differences(fixed.raw) if d != "control"] == []
+
+
+@pytest.mark.parametrize("horizon", [400, None])
+def test_engines_agree_when_the_budget_changes_mid_run(monkeypatch, horizon):
+    monkeypatch.setattr(TwinFlow, "supervisor", lambda self, *a: _Fixed(150, 2.25))
+    req = s.Workload.paper_4_1(rate=1.5).generate(300, 5)
+    runs = [s.simulate(req, TwinFlow(), 700, horizon=horizon, seed=5, engine=e, warmup=50)
+            for e in ("fast", "reference")]
+    assert runs[0].raw.differences(runs[1].raw) == []
+    assert runs[0].raw.control.switches == 1
+    assert runs[0].raw.control.mean_rate == 2.25
+
+
+def test_the_twin_finds_the_lattice_budget_and_leaves_random_lengths_greedy():
+    """Section 4.1 lattice at 0.95 lambda*, restart: Greedy thrashes and the twin must
+    choose a budget near lambda (the tuned multiples there are 1.05-1.2); geometric lengths
+    at 0.7: nothing to gain, and Greedy (or a budget far above lambda) must be chosen."""
+    w = s.Workload.paper_4_1(rate=1.0)
+    w = w.scaled(0.95 * 16492 / w.mean_kv_load())
+    lam = w.total_rate
+    req = w.generate(12_000, 11)
+    twin = s.simulate(req, TwinFlow(), 16492, horizon=12_000, seed=11, warmup=3000)
+    greedy = s.simulate(req, s.Greedy(), 16492, horizon=12_000, seed=11, warmup=3000)
+    assert 1.0 < twin.raw.control.mean_rate / lam < 1.25
+    assert twin.metrics().latency.mean < 0.2 * greedy.metrics().latency.mean
+    g = s.Workload.single(1.0, 10, s.Geometric(1 / 40))
+    geo = g.scaled(0.7 * 2000 / g.mean_kv_load()).generate(12_000, 11)
+    run = s.simulate(geo, TwinFlow(), 2000, horizon=12_000, seed=11, warmup=3000)
+    stats = run.raw.control
+    assert not stats.budgeted or stats.rate >= 1.7 * len(geo) / 12_000
+
+
+def test_streams_refuse_it_and_parameters_validate():
+    with pytest.raises(ValueError, match="flow-twin.*batch"):
+        s.simulate_stream(s.Workload.paper_4_1(rate=1.0), TwinFlow(), 2000, 100)
+    for name in ("observe", "retune", "window", "twin_replications", "min_sample"):
+        with pytest.raises(ValueError, match=name):
+            TwinFlow(**{name: 0})
+    assert s.policies.from_spec(TwinFlow(observe=9).to_spec()) == TwinFlow(observe=9)
