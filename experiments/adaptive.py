@@ -29,6 +29,10 @@ seeds, own store; the grid adds b = infinity, which is Greedy, as the adaptive p
 greedy mode is), run on the same seeds: (5) within 5% of the better of Greedy and tuned
 flow control everywhere; (6) significantly better than both somewhere; (7) stable below
 lambda* wherever tuned flow control is.
+
+Rows 8-10 ask the same three questions of ``TwinFlow()`` with its defaults, which chooses
+that budget online: it fits the workload it has observed and ranks the same grid (and
+Greedy) on a simulation of it (docs/adaptive.md section 5).
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ FIGURE = "fig15_adaptive"
 REPORT_SEED = 20261212
 TOLERANCE = 0.05
 """Adaptive's latency may exceed the better policy's by this share (row 1)."""
-POLICIES = ("Greedy", "FlowControl (tuned)", "AdaptiveFlow", "CheckedFlow (tuned)")
+POLICIES = ("Greedy", "FlowControl (tuned)", "AdaptiveFlow", "CheckedFlow (tuned)", "TwinFlow")
 CHECKED = "CheckedFlow (tuned)"
+TWIN = "TwinFlow"
 """The budgeted mode at a tuned fixed budget (rows 5 and 6): what a perfect choice of b buys."""
 METRICS = ("latency_mean", "latency_p95")
 BLOCKS = 8
@@ -134,7 +139,8 @@ def _traces(ctx: Context, executor) -> list:
             for c in cells_ for label, spec in (("Greedy", {"kind": "greedy"}),
                                                 ("FlowControl (tuned)", best[c["key"]]["spec"]),
                                                 ("AdaptiveFlow", {"kind": "adaptive"}),
-                                                (CHECKED, checked[c["key"]]["spec"]))]
+                                                (CHECKED, checked[c["key"]]["spec"]),
+                                                (TWIN, {"kind": "flow-twin"}))]
     params = dict(loads=tb["loads"], synthetic_slots=tb["synthetic_slots"], blocks=BLOCKS,
                   best={k: v["spec"] for k, v in best.items()},
                   checked={k: v["spec"] for k, v in checked.items()}, seed=traces.ROOT_SEED)
@@ -183,7 +189,8 @@ def compute(ctx: Context) -> dict:
                                        worlds=(cell["world"],), replications=b["replications"],
                                        root_seed=REPORT_SEED, slots=b["slots"]).tasks()]
         specs = {"Greedy": {"kind": "greedy"}, "FlowControl (tuned)": tuned[cell["key"]]["spec"],
-                 "AdaptiveFlow": {"kind": "adaptive"}, CHECKED: checked[cell["key"]]["spec"]}
+                 "AdaptiveFlow": {"kind": "adaptive"}, CHECKED: checked[cell["key"]]["spec"],
+                 TWIN: {"kind": "flow-twin"}}
         for label, spec in specs.items():
             for r, seed in enumerate(seeds):
                 jobs.append(dict(key=cell["key"], label=label, replication=r, seed=seed,
@@ -299,6 +306,21 @@ def _beats_row(cells_: list, label: str, claim: str, theory: str) -> Check:
         "significantly below 0 (paired 95% CIs)", verdict(bool(wins)))
 
 
+def _stable_row(cells_: list, label: str, claim: str, theory: str) -> Check:
+    """Rows 7 and 10: ``label`` does not grow below lambda* where tuned flow control does
+    not (cells where both grow are listed: no tested budget is stable there)."""
+    below = [e for e in cells_ if e["load"] < 1 and "growth" in e["policies"][label]]
+    worse = [f"{e['key']} ({Interval.of(e['policies'][label]['growth']).text(3)})"
+             for e in below if grows(e, label) and not grows(e, "FlowControl (tuned)")]
+    both = [e["key"] for e in below if grows(e, label) and grows(e, "FlowControl (tuned)")]
+    return Check(
+        NAME, claim, "ours", theory,
+        f"{len(below)} cells below lambda*; {label} grows where tuned flow control does "
+        f"not: {_where(worse)}; both grow (no tested budget is stable): {_where(both)}",
+        f"no cell with load < 1 where the 95% CI of {label}'s growth lies above 0 and "
+        "tuned flow control's does not", verdict(not worse))
+
+
 def verify(results: dict) -> list:
     cells_ = results["cells"]
     if not cells_:
@@ -367,18 +389,27 @@ def verify(results: dict) -> list:
                             "(CheckedFlow) is strictly better than both Greedy and tuned flow "
                             "control somewhere",
             "the memory test spares Alg. 2's bounces and the budget spares Greedy's thrash"))
-        below = [e for e in tuned if e["load"] < 1 and "growth" in e["policies"][CHECKED]]
-        worse = [f"{e['key']} ({Interval.of(e['policies'][CHECKED]['growth']).text(3)})"
-                 for e in below if grows(e, CHECKED) and not grows(e, "FlowControl (tuned)")]
-        both = [e["key"] for e in below if grows(e, CHECKED) and grows(e, "FlowControl (tuned)")]
-        rows.append(Check(
-            NAME, "with its budget tuned, the adaptive policy's budgeted mode (CheckedFlow) is "
-                  "stable below lambda* wherever tuned flow control is", "ours",
-            "then row 3's failures where flow control is stable are the choice of b too",
-            f"{len(below)} cells below lambda*; CheckedFlow grows where tuned flow control does "
-            f"not: {_where(worse)}; both grow (no tested budget is stable): {_where(both)}",
-            "no cell with load < 1 where the 95% CI of CheckedFlow's growth lies above 0 and "
-            "tuned flow control's does not", verdict(not worse)))
+        rows.append(_stable_row(
+            tuned, CHECKED, "with its budget tuned, the adaptive policy's budgeted mode "
+                            "(CheckedFlow) is stable below lambda* wherever tuned flow control is",
+            "then row 3's failures where flow control is stable are the choice of b too"))
+    # 8-10. the budget chosen online by a twin simulation of the observed workload
+    twin = [e for e in cells_ if TWIN in e["policies"]]
+    if twin:
+        rows.append(_within_row(
+            twin, TWIN, "with default parameters twin-tuned flow control (TwinFlow) is within "
+                        "5% of the better of Greedy and tuned flow control in every cell",
+            "it tunes CheckedFlow's b (or Greedy) online, on a simulation of the workload it "
+            "has observed (docs/adaptive.md 5)"))
+        rows.append(_beats_row(
+            twin, TWIN, "twin-tuned flow control (TwinFlow) is strictly better than both "
+                        "Greedy and tuned flow control somewhere",
+            "the memory test spares Alg. 2's bounces and the budget spares Greedy's thrash"))
+        rows.append(_stable_row(
+            twin, TWIN, "twin-tuned flow control (TwinFlow) is stable below lambda* wherever "
+                        "tuned flow control is",
+            "the twin ranks budgets by the number in system, so a budget that leaves a "
+            "growing queue loses"))
     return rows
 
 
@@ -400,4 +431,12 @@ def overview(results: dict) -> list:
                      f"better of Greedy and tuned flow control in {len(close)} of {len(tuned)} "
                      f"cells, {len(fixed)} of them cells where the adaptive policy itself is "
                      f"not: there the gap is the choice of b.")
+    twin = [e for e in cells_ if TWIN in e["policies"]]
+    if twin:
+        close = [e for e in twin if all(within(e, m, TWIN)[0] == "PASS" for m in METRICS)]
+        wins = [e["key"] for e in twin if any(beats_both(e, m, TWIN) for m in METRICS)]
+        lines.append(f"Twin-tuned flow control (TwinFlow, no budget given) is within 5% of the "
+                     f"better of Greedy and tuned flow control in {len(close)} of {len(twin)} "
+                     f"cells and significantly better than both in {len(wins)} "
+                     f"({_where(wins)}).")
     return lines

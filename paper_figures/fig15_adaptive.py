@@ -9,7 +9,7 @@ VERIFICATION row; cells where the adaptive policy switched to its budget are sta
 More cells (the full map): the regime map's layout (one panel per memory and eviction rule,
 family x load), each cell coloured and labelled by the adaptive policy's mean latency over
 the better one, outlined where it switched; the trace replays in a last panel; a second
-row of panels the same for CheckedFlow at its tuned budget.
+row of panels the same for CheckedFlow at its tuned budget, and a third for TwinFlow.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _ratio(cell, better, label="AdaptiveFlow") -> float:
 def _map(r, output) -> list:
     """The full map: the regime map's layout, cells coloured by adaptive / better (mean);
     a second row the same for the budgeted mode at its tuned budget (CheckedFlow)."""
-    from experiments.adaptive import CHECKED, better
+    from experiments.adaptive import CHECKED, TWIN, better
     from experiments.regime import FAMILIES
 
     grid = [c for c in r["cells"] if c.get("memory_scale")]
@@ -48,7 +48,8 @@ def _map(r, output) -> list:
     loads = sorted({c["load"] for c in grid})
     panels = sorted({(c["memory_scale"], c["world_name"]) for c in grid},
                     key=lambda p: (p[0] != "paper", p[1] != "restart"))
-    labels = ["AdaptiveFlow"] + [CHECKED] * all(CHECKED in c["policies"] for c in r["cells"])
+    labels = ["AdaptiveFlow"] + [x for x in (CHECKED, TWIN)
+                                 if all(x in c["policies"] for c in r["cells"])]
     fig, axes = plt.subplots(len(labels), len(panels) + bool(replays),
                              figsize=(2.2 + 1.05 * len(families) * len(panels) / 1.4,
                                       0.4 + 3.4 * len(labels)),
@@ -65,7 +66,8 @@ def _map(r, output) -> list:
                                    ec="black"))
 
     for row, label in zip(axes, labels):
-        name = "adaptive" if label == "AdaptiveFlow" else "budgeted mode, tuned b"
+        name = {"AdaptiveFlow": "adaptive", CHECKED: "budgeted mode, tuned b"}.get(label,
+                                                                                "twin-tuned")
         for ax, (scale, world) in zip(row, panels):
             for c in grid:
                 if c["memory_scale"] == scale and c["world_name"] == world:
@@ -83,8 +85,7 @@ def _map(r, output) -> list:
                             [f"{x:g}" for x in rloads], title=f"{name}: trace replays")
     fig.suptitle("Mean latency / the better of Greedy and tuned flow control: adaptive flow "
                  "control (defaults; outlined = switched to its budget)"
-                 + (" and its budgeted mode at a tuned budget (CheckedFlow)"
-                    if len(labels) > 1 else ""))
+                 + "".join(f"; {x}" for x in labels[1:]))
     style.caption(fig, style.mode_note(r))
     return style.save(fig, output, NAME)
 
@@ -120,8 +121,9 @@ def main(cache=None, output=None) -> list:
     axes[-1, 0].set_xticks(x)
     axes[-1, 0].set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
     axes[0, 0].legend(loc="upper left", fontsize=7)
-    fig.suptitle("Adaptive flow control (defaults) and its budgeted mode at a tuned budget "
-                 "(CheckedFlow) vs Greedy and tuned flow control; * = adaptive switched")
+    fig.suptitle("Adaptive flow control (defaults), its budgeted mode at a tuned budget "
+                 "(CheckedFlow) and twin-tuned flow control (TwinFlow) vs Greedy and tuned flow "
+                 "control; * = adaptive switched")
     style.caption(fig, style.mode_note(r))
     return style.save(fig, output, NAME)
 

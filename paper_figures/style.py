@@ -39,7 +39,7 @@ def matplotlib_at_least(major: int, minor: int) -> bool:
 
 def policy_color(label: str) -> str:
     """One color per policy family (same in every figure)."""
-    table = [("Adaptive", "#d7301f"), ("CheckedFlow", "#6a3d9a"), ("Alg. 1", "#7b3294"),
+    table = [("Adaptive", "#d7301f"), ("CheckedFlow", "#6a3d9a"), ("TwinFlow", "#00a6a6"), ("Alg. 1", "#7b3294"),
              ("tuned", "#1f78b4"), ("window", "#33a0c8"),
              ("FlowControl", "#08306b"), ("clearing", "#e7298a"), ("watermark", "#b15928"),
              ("Greedy", "#ff7f00"), ("Conservative", "#33a02c"), ("noisy", "#a6d854"),

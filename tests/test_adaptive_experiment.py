@@ -115,3 +115,26 @@ def test_budgeted_mode_stability_row_fails_only_where_flow_control_is_stable():
     rows = adaptive.verify({"cells": [cell(0.2, 0.2), GOOD[1]]})
     assert rows[6].verdict == "PASS" and "both grow (no tested budget is stable): thrash" in \
         rows[6].simulation
+
+
+def test_twin_rows_pass_and_fail():
+    """Rows 8-10 (TwinFlow): within 5% / better than both / stable where flow control is,
+    each shown to fail on data that breaks it; absent without TwinFlow runs."""
+    def cells(twin_thrash, twin_random, twin_growth=0.0, flow_growth=0.0):
+        out = [_cell("thrash", 3000.0, 50.0, 51.0, overflows=3, bound=0.01, checked=40.0),
+               _cell("random", 80.0, 500.0, 60.0, checked=81.0)]
+        for c, lat in zip(out, (twin_thrash, twin_random)):
+            c["policies"][adaptive.TWIN] = _policy(lat)
+        out[0]["policies"][adaptive.TWIN]["growth"] = (twin_growth + 0.01 * NOISE).tolist()
+        out[0]["policies"]["FlowControl (tuned)"]["growth"] = (flow_growth +
+                                                               0.01 * NOISE).tolist()
+        return out
+
+    assert _verdicts(cells(40.0, 80.0))[7:] == ["PASS", "PASS", "PASS"]
+    assert _verdicts(cells(40.0, 120.0))[7] == "FAIL"  # 1.5 x Greedy on random lengths
+    assert _verdicts(cells(50.0, 80.0))[8] == "FAIL"  # ties flow control: better nowhere
+    assert _verdicts(cells(40.0, 80.0, twin_growth=0.2))[9] == "FAIL"
+    rows = adaptive.verify({"cells": cells(40.0, 80.0, twin_growth=0.2, flow_growth=0.2)})
+    assert rows[9].verdict == "PASS" and "both grow (no tested budget is stable): thrash" in \
+        rows[9].simulation
+    assert len(_verdicts(GOOD)) == 7
