@@ -143,7 +143,8 @@ def _traces(ctx: Context, executor) -> list:
                                                 (TWIN, {"kind": "flow-twin"}))]
     params = dict(loads=tb["loads"], synthetic_slots=tb["synthetic_slots"], blocks=BLOCKS,
                   best={k: v["spec"] for k, v in best.items()},
-                  checked={k: v["spec"] for k, v in checked.items()}, seed=traces.ROOT_SEED)
+                  checked={k: v["spec"] for k, v in checked.items()}, seed=traces.ROOT_SEED,
+                  policies=sorted({j["label"] for j in jobs}))
     runs = cached_json(ctx, f"{NAME}_traces", params,
                        lambda: [f.result() for f in [executor.submit(_replay, j) for j in jobs]])
     out = []
@@ -198,7 +199,7 @@ def compute(ctx: Context) -> dict:
                                  world=cell["world"], slots=b["slots"]))
     executor = ctx.executor or InlineExecutor()
     params = dict(b, report_seed=REPORT_SEED, tuned={k: v["spec"] for k, v in tuned.items()},
-                  checked={k: v["spec"] for k, v in checked.items()})
+                  checked={k: v["spec"] for k, v in checked.items()}, policies=POLICIES)
     ctx.log(f"{NAME}: {len(jobs)} runs ({len(todo)} cells x {len(POLICIES)} policies x "
             f"{b['replications']} replications)")
     runs = cached_json(ctx, f"{NAME}_runs", params,
