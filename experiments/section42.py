@@ -20,8 +20,9 @@ Greedy), tuned on an independent Poisson replay of the trace's (prompt, decode) 
 vLLM (FCFS, max_num_seqs 256, max_num_batched_tokens 8192); alpha-protection (Greedy
 with a 10% watermark); MC-SF with exact predictions; A_min with interval predictions of
 relative width 0.5; Conservative (reserves l + the trace's largest decode length); and for
-issue 12 (docs/adaptive.md 4), Greedy, adaptive flow control with its defaults, and
-CheckedFlow at its budget tuned on the same replay (grid plus b = infinity, Greedy).
+issue 12 (docs/adaptive.md 4 and 5), Greedy, adaptive flow control with its defaults,
+CheckedFlow at its budget tuned on the same replay (grid plus b = infinity, Greedy), and
+twin-tuned flow control with its defaults.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ WORLDS = {"vllm": {"eviction": "recompute", "requeue": "front", "block_size": 16
 WATERMARK = 0.1
 FLOW = "FlowControl (tuned)"
 BASELINE = "vLLM"
-GREEDY, ADAPTIVE, CHECKED = "Greedy", "AdaptiveFlow", "CheckedFlow (tuned)"
+GREEDY, ADAPTIVE, CHECKED, TWIN = "Greedy", "AdaptiveFlow", "CheckedFlow (tuned)", "TwinFlow"
 """Issue 12 in seconds: adaptive flow control against the better of Greedy and tuned flow
 control, and its budgeted mode at a budget tuned like flow control's (docs/adaptive.md 4)."""
 METRICS = ("e2e_mean", "e2e_p95", "ttft_mean", "ttft_p95", "request_throughput",
@@ -104,8 +105,9 @@ def tuning_requests(name: str, rate: float, count: int):
 
 
 def policies(flow_budget: float, max_decode: int, checked_budget: float | None = None) -> dict:
-    """Label -> policy spec (with ``checked_budget``, also Greedy, adaptive flow control
-    and CheckedFlow at that budget: issue 12's policies in seconds)."""
+    """Label -> policy spec (with ``checked_budget``, also Greedy, adaptive flow control,
+    CheckedFlow at that budget and twin-tuned flow control: issue 12's policies in
+    seconds)."""
     from experiments.tuned import checked_spec
 
     table = {
@@ -118,7 +120,7 @@ def policies(flow_budget: float, max_decode: int, checked_budget: float | None =
     }
     if checked_budget is not None:
         table.update({GREEDY: {"kind": "greedy"}, ADAPTIVE: {"kind": "adaptive"},
-                      CHECKED: checked_spec(checked_budget)})
+                      CHECKED: checked_spec(checked_budget), TWIN: {"kind": "flow-twin"}})
     return table
 
 
@@ -220,7 +222,8 @@ def compute(ctx: Context) -> dict:
 
     data = cached_json(ctx, f"{NAME}_runs", dict(b, root_seed=ROOT_SEED, tune_seed=TUNE_SEED,
                                                  memories=MEMORIES, worlds=WORLDS,
-                                                 watermark=WATERMARK), run)
+                                                 watermark=WATERMARK,
+                                                 policies=sorted(policies(1.0, 1, 1.0))), run)
     for cell in data["cells"]:
         cell["summary"] = {label: {m: Interval.of(v).to_dict() for m, v in runs.items()}
                            for label, runs in cell["runs"].items()}
@@ -291,6 +294,12 @@ def verify(results: dict) -> list:
                           "(CheckedFlow, grid plus Greedy) is within 5% of the better of Greedy "
                           "and tuned flow control in every cell below lambda*_s",
         "the budgeted-mode family holds a policy as good as both (docs/adaptive.md 4)")
+    rows += _within_row(
+        results, TWIN, "in seconds, twin-tuned flow control (TwinFlow, defaults; its twin "
+                       "simulates unit slots at the measured arrivals per iteration) is within "
+                       "5% of the better of Greedy and tuned flow control in every cell below "
+                       "lambda*_s",
+        "it tunes the budgeted mode's b online on the observed workload (docs/adaptive.md 5)")
     return rows
 
 

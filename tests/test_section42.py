@@ -73,8 +73,8 @@ def test_no_bound_row_without_an_overloaded_cell():
                                                 ([40, 75, 60], "INCONCLUSIVE")])  # noisy
 def test_issue_12_rows_in_seconds_pass_and_fail(adaptive, expected):
     """Adaptive's e2e latency against the better of Greedy (here 100-120) and tuned flow
-    control (50-60), paired over the chunks; CheckedFlow's row on the same numbers gives
-    the same verdict."""
+    control (50-60), paired over the chunks; CheckedFlow's and TwinFlow's rows on the same
+    numbers give the same verdict."""
     cell = _cell("restart", 0.6, [1, 2, 3], [5, 6, 7.5], "e2e_mean")
     runs = cell["runs"]
     for metric in ("e2e_mean", "e2e_p95"):
@@ -85,9 +85,12 @@ def test_issue_12_rows_in_seconds_pass_and_fail(adaptive, expected):
                               e2e_p95=list(map(float, adaptive)))
     runs[s42.CHECKED] = dict(base, e2e_mean=list(map(float, adaptive)),
                              e2e_p95=list(map(float, adaptive)))
+    runs[s42.TWIN] = dict(base, e2e_mean=list(map(float, adaptive)),
+                          e2e_p95=list(map(float, adaptive)))
     rows = s42.verify(_results([cell]))
     assert _row(rows, "adaptive flow control's mean and p95").verdict == expected
     assert _row(rows, "budgeted mode at a tuned budget").verdict == expected
+    assert _row(rows, "twin-tuned flow control").verdict == expected
     # above the critical rate the rows have no cell
     cell["load"] = 1.1
     assert not [r for r in s42.verify(_results([cell])) if "adaptive flow" in r.claim]

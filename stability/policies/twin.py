@@ -52,6 +52,9 @@ class TwinFlow(Policy, kind="flow-twin"):
                             parse=int, examples=Choice((40, 120)))
     twin_replications: int = param(2, help="flow-twin: twin workloads per budget", parse=int,
                                    examples=Choice((1, 2)))
+    greedy_margin: float = param(0.02, help="flow-twin: Greedy is chosen only if its twin "
+                                            "objective beats the best budget's by this share",
+                                 examples=Choice((0.0, 0.02)))
     min_sample: int = param(32, help="flow-twin: completed requests a decision needs (fewer: "
                                      "the budget is kept)", parse=int, examples=Choice((1, 4)))
 
@@ -59,6 +62,8 @@ class TwinFlow(Policy, kind="flow-twin"):
         for name, low in (("observe", 1), ("retune", 1), ("window", 1), ("twin_slots", 4),
                           ("twin_replications", 1), ("min_sample", 1)):
             object.__setattr__(self, name, validation.integer(name, getattr(self, name), low))
+        object.__setattr__(self, "greedy_margin", validation.number(
+            "greedy_margin", self.greedy_margin, 0.0, 1.0, strict_high=True))
 
     def encode(self, memory, num_classes):
         params = admission.new_params(code=admission.ADAPTIVE, cap=memory)
@@ -130,9 +135,24 @@ class Twin:
                                    self.policy.twin_slots, self.policy.twin_replications,
                                    [self.seed, t, TWIN_TAG], CHECKED_MULTIPLIERS,
                                    min(t, self.policy.window))
-        best = min(objective, key=objective.get)
+        best = choose(objective, self.policy.greedy_margin)
         self.decisions.append(Decision(t, rate, int(prompts.size), best, objective))
         return math.inf if math.isinf(best) else round(best * rate, 6)
+
+
+def choose(objective: dict, greedy_margin: float) -> float:
+    """The multiplier with the fewest requests in the system, Greedy (m = inf) only if it
+    beats the best finite budget by more than ``greedy_margin`` (a share).  A twin starts
+    empty and runs a few thousand slots, and Greedy's thrash on synchronised lengths does
+    not always begin within them: then Greedy ties with the large budgets (whose credit
+    never binds) while the real run, already loaded, thrashes.  Where Greedy is truly best
+    the large budgets are within a percent or two of it."""
+    finite = {m: v for m, v in objective.items() if not math.isinf(m)}
+    best = min(finite, key=finite.get) if finite else math.inf
+    greedy = objective.get(math.inf)
+    if greedy is not None and (not finite or greedy < (1.0 - greedy_margin) * finite[best]):
+        return math.inf
+    return best
 
 
 def spread(r: int, replications: int, rate: float, window: int) -> float:
