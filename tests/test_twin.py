@@ -126,3 +126,44 @@ def test_streams_refuse_it_and_parameters_validate():
         with pytest.raises(ValueError, match=name):
             TwinFlow(**{name: 0})
     assert s.policies.from_spec(TwinFlow(observe=9).to_spec()) == TwinFlow(observe=9)
+
+
+def test_greedy_must_beat_the_best_budget_by_the_margin():
+    """A Greedy tie (its thrash not yet begun in the twin) keeps a budget; a clear win
+    takes Greedy; without a margin the plain minimum."""
+    from stability.policies.twin import choose
+
+    tie = {1.1: 130.0, 3.0: 122.3, math.inf: 122.3}
+    assert choose(tie, 0.02) == 3.0
+    assert choose({1.1: 130.0, 3.0: 125.0, math.inf: 100.0}, 0.02) == math.inf
+    assert choose({1.1: 130.0, 3.0: 122.3, math.inf: 122.2}, 0.0) == math.inf
+    assert choose({1.1: 130.0, 3.0: 140.0, math.inf: 200.0}, 0.02) == 1.1
+    assert choose({1.1: 101.0, 1.2: 100.0, math.inf: 150.0}, 0.02, 1.1) == 1.1  # kept
+    assert choose({1.1: 110.0, 1.2: 100.0, math.inf: 150.0}, 0.02, 1.1) == 1.2
+    assert choose({1.1: 101.0, 1.2: 100.0, math.inf: 90.0}, 0.02, 1.1) == math.inf
+    with pytest.raises(ValueError, match="margin"):
+        TwinFlow(margin=1.0)
+
+
+def test_a_kept_budget_stretches_the_step_and_a_change_resets_it(monkeypatch):
+    from stability.policies import twin as twin_module
+
+    twin = _twin(observe=4, retune=16, min_sample=1)
+    choices = iter([1.1, 1.1, 1.1, 1.2, 1.2] + [1.2] * 10)
+    monkeypatch.setattr(twin_module, "twin_objective", lambda *a, **k: {})
+    monkeypatch.setattr(twin_module, "choose", lambda objective, margin, incumbent: next(choices))
+    seen = np.zeros(6, np.int64)
+    completion = np.zeros(6, np.int64)
+    pauses, t = [], -1
+    for _ in range(6):
+        t = twin.next_pause(t)
+        pauses.append(t)
+        if len(pauses) <= 5:
+            twin.decide(t, seen, completion)
+    # 4 and 16 are the early decisions; 1.1 kept at 16 and 48 doubles the step (32, 64),
+    # 1.2 at 112 resets it to 16, kept at 128 doubles it to 32
+    assert pauses == [4, 16, 48, 112, 128, 160]
+    assert twin.step == 32
+    for _ in range(10):  # kept again and again: the step stops at STRETCH x retune
+        twin.decide(t, seen, completion)
+    assert twin.step == twin_module.STRETCH * 16

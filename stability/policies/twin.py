@@ -22,6 +22,8 @@ from stability import validation
 from stability.engine import admission, control
 from stability.policies.base import Choice, Policy, param
 
+STRETCH = 8
+"""The step between decisions grows to at most this many ``retune`` (131,072 slots)."""
 TWIN_TAG = 0x7717
 """Mixed into the twin's seeds, so its draws are apart from the run's own streams."""
 
@@ -52,9 +54,9 @@ class TwinFlow(Policy, kind="flow-twin"):
                             parse=int, examples=Choice((40, 120)))
     twin_replications: int = param(2, help="flow-twin: twin workloads per budget", parse=int,
                                    examples=Choice((1, 2)))
-    greedy_margin: float = param(0.02, help="flow-twin: Greedy is chosen only if its twin "
-                                            "objective beats the best budget's by this share",
-                                 examples=Choice((0.0, 0.02)))
+    margin: float = param(0.02, help="flow-twin: share of the twin objective a change of "
+                                     "budget must gain (Greedy: over the best budget)",
+                          examples=Choice((0.0, 0.02)))
     min_sample: int = param(32, help="flow-twin: completed requests a decision needs (fewer: "
                                      "the budget is kept)", parse=int, examples=Choice((1, 4)))
 
@@ -62,8 +64,8 @@ class TwinFlow(Policy, kind="flow-twin"):
         for name, low in (("observe", 1), ("retune", 1), ("window", 1), ("twin_slots", 4),
                           ("twin_replications", 1), ("min_sample", 1)):
             object.__setattr__(self, name, validation.integer(name, getattr(self, name), low))
-        object.__setattr__(self, "greedy_margin", validation.number(
-            "greedy_margin", self.greedy_margin, 0.0, 1.0, strict_high=True))
+        object.__setattr__(self, "margin", validation.number(
+            "margin", self.margin, 0.0, 1.0, strict_high=True))
 
     def encode(self, memory, num_classes):
         params = admission.new_params(code=admission.ADAPTIVE, cap=memory)
@@ -94,19 +96,21 @@ class Twin:
         self.policy, self.memory, self.world, self.seed = policy, memory, world, seed
         self.prompt, self.decode = requests.prompt, requests.decode
         self.decisions: list[Decision] = []
+        self.incumbent: float | None = None  # the multiplier held (None: none chosen yet)
+        self.step = policy.retune  # slots to the next decision once the early ones are done
 
     def next_pause(self, t: int) -> int:
-        """The first decision slot > t (t = -1: the first one): ``observe`` x 1, 4, 16,
-        ... until the step reaches ``retune``, then every ``retune`` slots (256, 1024, 4096,
-        16384, 32768, ... by default): the first decisions come early, before a thrash has
-        built a backlog, and are refined as the estimates sharpen."""
+        """The decision slot after slot t (t = -1: the first; the engines ask right after
+        each decision): ``observe`` x 1, 4, 16, ... until the step reaches ``retune``
+        (256, 1024, 4096, 16384 by default), then every ``step`` slots.  The step is
+        ``retune``, doubled (up to :data:`STRETCH` x ``retune``) each time a decision keeps
+        the budget it had: a workload that stays the same is re-examined more and more
+        rarely, one that changes every ``retune`` slots."""
         p = self.policy
         pause = p.observe
         while pause <= t and 3 * pause < p.retune:
             pause *= 4
-        if pause > t:
-            return pause
-        return pause + ((t - pause) // p.retune + 1) * p.retune
+        return pause if pause > t else t + self.step
 
     def observation(self, t: int, seen, completion):
         """(lambda_hat, prompts, decodes) from the last ``window`` slots before t: ``seen``
@@ -135,14 +139,20 @@ class Twin:
                                    self.policy.twin_slots, self.policy.twin_replications,
                                    [self.seed, t, TWIN_TAG], CHECKED_MULTIPLIERS,
                                    min(t, self.policy.window))
-        best = choose(objective, self.policy.greedy_margin)
+        best = choose(objective, self.policy.margin, self.incumbent)
+        kept = best == self.incumbent
+        self.step = min(2 * self.step, STRETCH * self.policy.retune) if kept \
+            else self.policy.retune
+        self.incumbent = best
         self.decisions.append(Decision(t, rate, int(prompts.size), best, objective))
         return math.inf if math.isinf(best) else round(best * rate, 6)
 
 
-def choose(objective: dict, greedy_margin: float) -> float:
-    """The multiplier with the fewest requests in the system, Greedy (m = inf) only if it
-    beats the best finite budget by more than ``greedy_margin`` (a share).  A twin starts
+def choose(objective: dict, margin: float, incumbent: float | None = None) -> float:
+    """The multiplier with the fewest requests in the system, with two margins (shares).
+    Greedy (m = inf) only if it beats the best finite budget by more than ``margin``; and
+    a finite ``incumbent`` (the multiplier held) stays unless the winner beats it by more
+    than ``margin`` (no switching on twin noise).  A twin starts
     empty and runs a few thousand slots, and Greedy's thrash on synchronised lengths does
     not always begin within them: then Greedy ties with the large budgets (whose credit
     never binds) while the real run, already loaded, thrashes.  Where Greedy is truly best
@@ -150,8 +160,10 @@ def choose(objective: dict, greedy_margin: float) -> float:
     finite = {m: v for m, v in objective.items() if not math.isinf(m)}
     best = min(finite, key=finite.get) if finite else math.inf
     greedy = objective.get(math.inf)
-    if greedy is not None and (not finite or greedy < (1.0 - greedy_margin) * finite[best]):
+    if greedy is not None and (not finite or greedy < (1.0 - margin) * finite[best]):
         return math.inf
+    if incumbent in finite and finite[incumbent] <= (1.0 + margin) * finite[best]:
+        return incumbent
     return best
 
 
