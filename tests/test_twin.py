@@ -75,7 +75,7 @@ class _Fixed:
     def decide(self, t, seen, completion):
         assert np.all(completion[seen < 0] == -1) and np.all(seen < t)
         assert np.all(completion < t)
-        return self.budget
+        return self.budget, (self.budget / 1.5 if math.isfinite(self.budget) else math.inf)
 
 
 @pytest.mark.parametrize("engine", ["fast", "reference"])
@@ -83,21 +83,31 @@ class _Fixed:
 def test_a_budget_set_at_slot_0_is_checked_flow_exactly(monkeypatch, engine, budget):
     monkeypatch.setattr(TwinFlow, "supervisor", lambda self, *a: _Fixed(0, budget))
     req = s.Workload.paper_4_1(rate=1.2).generate(300, 3)
-    twin = s.simulate(req, TwinFlow(), 900, horizon=300, seed=3, engine=engine)
+    twin = s.simulate(req, TwinFlow(follow=False), 900, horizon=300, seed=3, engine=engine)
     fixed = s.simulate(req, s.Greedy() if math.isinf(budget) else s.CheckedFlow(budget), 900,
                        horizon=300, seed=3, engine=engine)
     assert [d for d in twin.raw.differences(fixed.raw) if d != "control"] == []
 
 
 @pytest.mark.parametrize("horizon", [400, None])
-def test_engines_agree_when_the_budget_changes_mid_run(monkeypatch, horizon):
+@pytest.mark.parametrize("follow", [False, True])
+def test_engines_agree_when_the_budget_changes_mid_run(monkeypatch, horizon, follow):
+    """From slot 150 the budget is 2.25 (held), or with follow at least that and 1.5 x
+    the measured arrival rate (4.5 per slot while requests arrive, updated at each period
+    end), back to 2.25 once they stop."""
     monkeypatch.setattr(TwinFlow, "supervisor", lambda self, *a: _Fixed(150, 2.25))
     req = s.Workload.paper_4_1(rate=1.5).generate(300, 5)
-    runs = [s.simulate(req, TwinFlow(), 700, horizon=horizon, seed=5, engine=e, warmup=50)
-            for e in ("fast", "reference")]
+    runs = [s.simulate(req, TwinFlow(follow=follow), 700, horizon=horizon, seed=5, engine=e,
+                       warmup=50) for e in ("fast", "reference")]
     assert runs[0].raw.differences(runs[1].raw) == []
-    assert runs[0].raw.control.switches == 1
-    assert runs[0].raw.control.mean_rate == 2.25
+    stats = runs[0].raw.control
+    assert stats.switches == 1
+    if follow:
+        assert 0.8 * 1.5 * 4.5 < stats.max_rate < 1.2 * 1.5 * 4.5
+        assert stats.mean_rate > 2.25 and stats.rate == (2.25 if horizon is None else
+                                                         stats.rate)
+    else:
+        assert stats.mean_rate == 2.25
 
 
 def test_the_twin_finds_the_lattice_budget_and_leaves_random_lengths_greedy():

@@ -64,9 +64,12 @@ CONTROL = np.dtype([
     ("retry", I64),  # ADAPTIVE: periods in budgeted mode before greedy is tried again
     ("memory_time", np.bool_),  # budgets count predicted memory-time (else requests)
     ("unit_scale", F64),  # credit units per budget unit (SCALE for requests, 1 for tokens)
+    ("follow", np.bool_),  # TWIN: b = multiplier x lambda_hat at each period end, no controller
     # -- state
     ("budgeted", np.bool_),  # ADAPTIVE: budgeted mode (else greedy)
     ("rate", F64),  # ADAPTIVE: b, budget units per slot
+    ("multiplier", F64),  # follow: b / lambda_hat, set by the supervisor (control.retarget)
+    ("held", F64),  # follow: the budget the supervisor chose (b never falls below it)
     ("quantum", I64),  # credit added per slot: int(b x unit_scale); PREDICTED_FLOW: W
     ("credit", I64),  # admission allowed while > 0
     ("started", np.bool_),  # the averages below hold at least one period
@@ -230,7 +233,11 @@ def update(ps):
     ps.decoded_long += (ps.p_decoded - ps.decoded_long) / LONG
     ps.waste_short += (ps.p_wasted - ps.waste_short) / SHORT
     ps.decoded_short += (ps.p_decoded - ps.decoded_short) / SHORT
-    if ps.budgeted:
+    if ps.follow:  # TwinFlow: the budget chosen, raised with the measured arrival rate
+        if ps.budgeted:
+            ps.rate = max(ps.held, ps.multiplier * ps.arrival_rate)
+            ps.quantum = int(ps.rate * ps.unit_scale)
+    elif ps.budgeted:
         if ps.waste_long > ps.target * ps.decoded_long:
             ps.rate = ps.rate - ps.rate * STEP_DOWN
         elif ps.p_capped > 0:
@@ -282,10 +289,12 @@ def update(ps):
     ps.p_done_square = 0
 
 
-def retarget(r, budget: float) -> None:
-    """Hold ``budget`` from the next slot on (inf: greedy mode); ``r`` is a :data:`CONTROL`
-    record element or a ``ReferenceControl`` (both engines apply the same operations).
-    The mean-budget statistics are settled at the old b first, as a period end does."""
+def retarget(r, budget: float, multiplier: float = 0.0) -> None:
+    """Hold ``budget`` from this slot on (inf: greedy mode); when the record follows the
+    arrival rate, each period end then sets b = max(budget, ``multiplier`` x lambda_hat),
+    so the budget rises with the load until the next decision; ``r`` is a :data:`CONTROL` record element or a ``ReferenceControl`` (both
+    engines apply the same operations).  The mean-budget statistics are settled at the old
+    b first, as a period end does."""
     r["rate_sum"] += r["rate"] * r["p_budgeted"]
     if r["p_budgeted"] > 0 and r["rate"] > r["rate_max"]:
         r["rate_max"] = r["rate"]
@@ -296,6 +305,8 @@ def retarget(r, budget: float) -> None:
     if not r["budgeted"]:
         r["switches"] += 1
     r["budgeted"] = True
+    r["multiplier"] = float(multiplier)
+    r["held"] = float(budget)
     r["rate"] = float(budget)
     r["quantum"] = int(budget * r["unit_scale"])
     r["credit"] = 0

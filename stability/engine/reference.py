@@ -274,10 +274,10 @@ def run_reference(arrival, prompt, decode, class_id, enc: adm.Encoded, memory: i
     pause = supervisor.next_pause(-1) if supervisor is not None else -1
     while (horizon < 0 and counts["completed"] < n) or (0 <= t < horizon):
         if t == pause:
-            budget = supervisor.decide(t, seen_arrival if timed else np.where(
+            decision = supervisor.decide(t, seen_arrival if timed else np.where(
                 seen_arrival < t, seen_arrival, -1), completion)
-            if budget is not None:
-                retarget(control, budget)
+            if decision is not None:
+                retarget(control, *decision)
             pause = supervisor.next_pause(t)
         if timed and t == warmup:
             window_start = now

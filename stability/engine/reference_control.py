@@ -94,7 +94,11 @@ class ReferenceControl:
         self.decoded_long += (self.p_decoded - self.decoded_long) / ctl.LONG
         self.waste_short += (self.p_wasted - self.waste_short) / ctl.SHORT
         self.decoded_short += (self.p_decoded - self.decoded_short) / ctl.SHORT
-        if self.budgeted:
+        if self.follow:
+            if self.budgeted:
+                self.rate = max(self.held, self.multiplier * self.arrival_rate)
+                self.quantum = int(self.rate * self.unit_scale)
+        elif self.budgeted:
             if self.waste_long > self.target * self.decoded_long:
                 self.rate = self.rate - self.rate * ctl.STEP_DOWN
             elif self.p_capped > 0:

@@ -179,9 +179,9 @@ def _decide(run: _Run, supervisor, t: int, arrival, order, timed: bool, n: int) 
     completion = run.out["completion"][:n].copy()
     seen[unseen] = -1
     completion[unseen] = -1
-    budget = supervisor.decide(t, seen, completion)
-    if budget is not None:
-        control.retarget(run.ctl[0], budget)
+    decision = supervisor.decide(t, seen, completion)
+    if decision is not None:
+        control.retarget(run.ctl[0], *decision)
 
 
 def control_stats(enc: Encoded, ctl) -> control.ControlStats | None:

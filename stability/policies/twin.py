@@ -22,10 +22,23 @@ from stability import validation
 from stability.engine import admission, control
 from stability.policies.base import Choice, Policy, param
 
+BLOCK = 256
+"""Slots per block of the twin's resampled arrivals (:func:`arrivals`)."""
+FOLLOW_PERIOD = 64
+"""Slots between updates of the arrival-rate average the budget follows (as AdaptiveFlow's
+period: an exponential average over 8 periods, 512 slots)."""
 STRETCH = 8
 """The step between decisions grows to at most this many ``retune`` (131,072 slots)."""
 TWIN_TAG = 0x7717
 """Mixed into the twin's seeds, so its draws are apart from the run's own streams."""
+
+
+def _flag(text) -> bool:
+    """Command-line text -> bool (true/false, yes/no, 1/0)."""
+    value = str(text).strip().lower()
+    if value not in ("true", "false", "yes", "no", "1", "0"):
+        raise ValueError(f"follow must be true or false, got {text!r}")
+    return value in ("true", "yes", "1")
 
 
 @dataclass(frozen=True)
@@ -33,15 +46,18 @@ class TwinFlow(Policy, kind="flow-twin"):
     """Twin-tuned flow control: Greedy, then ``CheckedFlow`` at the budget a simulation of
     the observed workload ranks best (docs/adaptive.md section 5).
 
-    At slot ``observe`` and every ``retune`` slots after: lambda_hat = the arrivals of the
-    last ``window`` slots per slot; the sample = the (l, o) of the requests that arrived in
-    that window and have completed.  The twin draws ``twin_replications`` workloads of
-    ``twin_slots`` slots (Poisson(lambda_hat) arrivals, lengths resampled from the
-    sample), runs each budget b = m lambda_hat of the tuning grid
-    (:data:`stability.sweep.tune.CHECKED_MULTIPLIERS`, m = infinity being Greedy) on the
-    same draws and keeps the one with the fewest requests in the system (the tuning
-    objective).  Between decisions the budget is fixed: the admission is ``CheckedFlow``'s
-    (or Greedy's), so the Section 3 guarantee of the budgeted mode holds at the chosen b.
+    At slots 256, 1024, 4096, 16384 and then every ``retune`` slots or more (the step
+    doubles while the decisions agree, :meth:`Twin.next_pause`): lambda_hat = the
+    arrivals of the last ``window`` slots per slot; the sample = a cohort of completed
+    requests that arrived in that window (:meth:`Twin.observation`).  The twin draws
+    ``twin_replications`` workloads of ``twin_slots`` slots (the observed arrivals per slot
+    resampled in blocks, lengths resampled from the sample), runs each budget
+    b = m lambda_hat of the tuning grid (:data:`stability.sweep.tune.CHECKED_MULTIPLIERS`,
+    m = infinity being Greedy) on the same draws and keeps the one with the fewest
+    requests in the system (the tuning objective), within ``margin`` (:func:`choose`).
+    Between decisions the admission is ``CheckedFlow``'s at that b (or Greedy's), raised to
+    m x the measured arrival rate when the load grows (``follow``), so the Section 3
+    guarantee of the budgeted mode holds at the budget held.
     """
 
     observe: int = param(256, help="flow-twin: slot of the first decision (greedy before)",
@@ -54,6 +70,10 @@ class TwinFlow(Policy, kind="flow-twin"):
                             parse=int, examples=Choice((40, 120)))
     twin_replications: int = param(2, help="flow-twin: twin workloads per budget", parse=int,
                                    examples=Choice((1, 2)))
+    follow: bool = param(True, help="flow-twin: between decisions raise the budget to the "
+                                    "chosen multiple of the measured arrival rate when the "
+                                    "load grows (updated every 64 slots)", parse=_flag,
+                         examples=Choice((True, False)))
     margin: float = param(0.02, help="flow-twin: share of the twin objective a change of "
                                      "budget must gain (Greedy: over the best budget)",
                           examples=Choice((0.0, 0.02)))
@@ -69,7 +89,8 @@ class TwinFlow(Policy, kind="flow-twin"):
 
     def encode(self, memory, num_classes):
         params = admission.new_params(code=admission.ADAPTIVE, cap=memory)
-        ctl = control.new_control(period=control.NEVER, unit_scale=float(control.SCALE))
+        ctl = control.new_control(period=FOLLOW_PERIOD if self.follow else control.NEVER,
+                                  follow=self.follow, unit_scale=float(control.SCALE))
         return admission.Encoded(params, np.zeros(0, np.int64), False, memory, control=ctl)
 
     def supervisor(self, requests, memory, world, seed):
@@ -128,24 +149,31 @@ class Twin:
         cohort = recent[:pending[0]] if pending.size else recent
         return recent.size / (t - start), self.prompt[cohort], self.decode[cohort]
 
-    def decide(self, t: int, seen, completion) -> float | None:
-        """The budget from slot t on (inf: Greedy), or None to keep the current one."""
+    def pattern(self, t: int, seen) -> np.ndarray:
+        """Arrivals per slot over the last ``window`` slots before t."""
+        start = max(0, t - self.policy.window)
+        s = seen[(seen >= start) & (seen < t)] - start
+        return np.bincount(s, minlength=t - start)
+
+    def decide(self, t: int, seen, completion) -> tuple[float, float] | None:
+        """(budget, multiplier) from slot t on (inf: Greedy), or None to keep the current
+        one."""
         from stability.sweep.tune import CHECKED_MULTIPLIERS
 
         rate, prompts, decodes = self.observation(t, seen, completion)
         if prompts.size < self.policy.min_sample or rate <= 0.0:
             return None
-        objective = twin_objective(rate, prompts, decodes, self.memory, self.world,
-                                   self.policy.twin_slots, self.policy.twin_replications,
-                                   [self.seed, t, TWIN_TAG], CHECKED_MULTIPLIERS,
-                                   min(t, self.policy.window))
+        objective = twin_objective(rate, self.pattern(t, seen), prompts, decodes,
+                                   self.memory, self.world, self.policy.twin_slots,
+                                   self.policy.twin_replications, [self.seed, t, TWIN_TAG],
+                                   CHECKED_MULTIPLIERS)
         best = choose(objective, self.policy.margin, self.incumbent)
         kept = best == self.incumbent
         self.step = min(2 * self.step, STRETCH * self.policy.retune) if kept \
             else self.policy.retune
         self.incumbent = best
         self.decisions.append(Decision(t, rate, int(prompts.size), best, objective))
-        return math.inf if math.isinf(best) else round(best * rate, 6)
+        return (math.inf, math.inf) if math.isinf(best) else (round(best * rate, 6), best)
 
 
 def choose(objective: dict, margin: float, incumbent: float | None = None) -> float:
@@ -167,6 +195,20 @@ def choose(objective: dict, margin: float, incumbent: float | None = None) -> fl
     return best
 
 
+def arrivals(rng, pattern: np.ndarray, slots: int, factor: float) -> np.ndarray:
+    """Twin arrivals per slot: blocks of :data:`BLOCK` consecutive slots of the observed
+    ``pattern`` (arrivals per slot), from random offsets, joined to ``slots`` slots (a
+    block bootstrap: bursts and lulls up to a block long are kept, where a Poisson twin
+    would smooth them away), then scaled by ``factor``: each arrival kept with
+    probability ``factor`` (< 1), or Poisson((factor - 1) x count) more per slot (> 1)."""
+    block = min(BLOCK, pattern.size)
+    starts = rng.integers(0, pattern.size - block + 1, -(-slots // block))
+    counts = pattern[(starts[:, None] + np.arange(block)).ravel()[:slots]]
+    if factor < 1.0:
+        return rng.binomial(counts, factor)
+    return counts + rng.poisson((factor - 1.0) * counts)
+
+
 def spread(r: int, replications: int, rate: float, window: int) -> float:
     """Replication r's arrival rate over lambda_hat: 1 + z_r se, with se = 1 / sqrt(lambda_hat
     window) the relative standard error of lambda_hat and z_r evenly spread over [-1, 1]
@@ -176,13 +218,14 @@ def spread(r: int, replications: int, rate: float, window: int) -> float:
     return 1.0 + z / math.sqrt(rate * window)
 
 
-def twin_objective(rate, prompts, decodes, memory, world: dict, slots, replications, entropy,
-                   multipliers, window: int) -> dict:
+def twin_objective(rate, pattern, prompts, decodes, memory, world: dict, slots,
+                   replications, entropy, multipliers) -> dict:
     """Mean requests in the system (waiting + running, after a quarter of warmup) of
     ``CheckedFlow(m rate)`` for every m (inf: Greedy), each on the same ``replications``
-    workloads of Poisson arrivals (at the rates of :func:`spread`, ``window`` the slots
-    lambda_hat was measured over) with (l, o) resampled from the sample; ``world``
-    holds simulate's eviction, requeue and block_size (the twin runs in unit slots)."""
+    twin workloads: arrivals per slot from :func:`arrivals` (the observed ``pattern``
+    resampled in blocks, at the rates of :func:`spread`) with (l, o) resampled from the
+    sample; ``world`` holds simulate's eviction, requeue and block_size (the twin runs in
+    unit slots)."""
     from stability.policies.adaptive import CheckedFlow
     from stability.policies.fcfs import Greedy
     from stability.simulate import simulate
@@ -191,7 +234,7 @@ def twin_objective(rate, prompts, decodes, memory, world: dict, slots, replicati
     rng = np.random.default_rng(entropy)
     draws = []
     for r in range(replications):
-        counts = rng.poisson(rate * spread(r, replications, rate, window), slots)
+        counts = arrivals(rng, pattern, slots, spread(r, replications, rate, pattern.size))
         pick = rng.integers(0, prompts.size, int(counts.sum()))
         draws.append(Requests(np.repeat(np.arange(slots), counts), prompts[pick],
                               decodes[pick]))
