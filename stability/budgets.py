@@ -18,10 +18,15 @@ from scipy.special import expit
 from stability import validation
 from stability.engine.codes import BUDGET_LAWS
 
-__all__ = ["Budget", "LAWS"]
+__all__ = ["Budget", "LAWS", "MULTIPLIERS", "CHECKED_MULTIPLIERS"]
 
 LAWS = tuple(BUDGET_LAWS)
 """Names of the budget laws: deterministic, poisson, two-point."""
+MULTIPLIERS = (1.02, 1.05, 1.1, 1.2, 1.4, 1.7, 2.2, 3.0)
+"""The tuning grid: budgets tried as multiples of the arrival rate lambda
+(``stability.sweep.tune``, ``TwinFlow``)."""
+CHECKED_MULTIPLIERS = MULTIPLIERS + (math.inf,)
+"""``CheckedFlow``'s grid: flow control's, and b = infinity, which is Greedy exactly."""
 
 
 def check_mean(name: str, value, law: str) -> float:

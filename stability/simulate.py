@@ -161,8 +161,7 @@ def simulate(requests: Requests, policy: Policy, memory: int, horizon: int | Non
     if horizon is None and len(requests):
         policy.check_progress(requests, memory, predicted, block=world.block)
     a = requests._arrays
-    supervisor = policy.supervisor(requests, memory, {k: names[k] for k in (
-        "eviction", "requeue", "block_size")}, seed)
+    supervisor = policy.supervisor(requests, memory, world, seed)
     try:
         if engine == "fast":
             raw = run_batch(a["arrival"], a["prompt"], a["decode"], a["class_id"], enc,

@@ -10,13 +10,13 @@ import pytest
 import stability as s
 from stability.engine import control as ctl
 from stability.engine.reference_control import ReferenceControl
+from stability.engine.state import World
 from stability.policies.twin import Twin, TwinFlow, spread
 
 
 def _twin(**kw):
     req = s.Requests([0, 0, 1, 1, 2, 3], [1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12])
-    return Twin(TwinFlow(**kw), req, 100, dict(eviction="restart", requeue="arrival",
-                                               block_size=1), 0)
+    return Twin(TwinFlow(**kw), req, 100, World(), 0)
 
 
 def test_pauses_come_early_then_every_retune():

@@ -119,10 +119,10 @@ class Policy:
 
         ``block``: KV is allocated in blocks of that many tokens (docs/model.md 2.3)."""
 
-    def supervisor(self, requests, memory: int, world: dict, seed: int):
+    def supervisor(self, requests, memory: int, world, seed: int):
         """What changes the policy's budget between slots of a batch run (``TwinFlow``'s
         twin), or None: the engines pause at its ``next_pause`` slots and apply its
-        ``decide`` (docs/adaptive.md 5).  ``world``: the run's eviction, requeue, block_size."""
+        ``decide`` (docs/adaptive.md 5).  ``world``: the run's engine ``World``."""
         return None
 
     @property

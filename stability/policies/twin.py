@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stability import validation
+from stability.budgets import CHECKED_MULTIPLIERS
 from stability.engine import admission, control
 from stability.policies.base import Choice, Policy, param
 
@@ -52,7 +53,7 @@ class TwinFlow(Policy, kind="flow-twin"):
     requests that arrived in that window (:meth:`Twin.observation`).  The twin draws
     ``twin_replications`` workloads of ``twin_slots`` slots (the observed arrivals per slot
     resampled in blocks, lengths resampled from the sample), runs each budget
-    b = m lambda_hat of the tuning grid (:data:`stability.sweep.tune.CHECKED_MULTIPLIERS`,
+    b = m lambda_hat of the tuning grid (:data:`stability.budgets.CHECKED_MULTIPLIERS`,
     m = infinity being Greedy) on the same draws and keeps the one with the fewest
     requests in the system (the tuning objective), within ``margin`` (:func:`choose`).
     Between decisions the admission is ``CheckedFlow``'s at that b (or Greedy's), raised to
@@ -113,7 +114,7 @@ class Twin:
     """The decisions of one run: the engines call :meth:`decide` at each :meth:`next_pause`
     slot, before that slot's arrivals, with what they have seen so far."""
 
-    def __init__(self, policy: TwinFlow, requests, memory: int, world: dict, seed: int):
+    def __init__(self, policy: TwinFlow, requests, memory: int, world, seed: int):
         self.policy, self.memory, self.world, self.seed = policy, memory, world, seed
         self.prompt, self.decode = requests.prompt, requests.decode
         self.decisions: list[Decision] = []
@@ -158,8 +159,6 @@ class Twin:
     def decide(self, t: int, seen, completion) -> tuple[float, float] | None:
         """(budget, multiplier) from slot t on (inf: Greedy), or None to keep the current
         one."""
-        from stability.sweep.tune import CHECKED_MULTIPLIERS
-
         rate, prompts, decodes = self.observation(t, seen, completion)
         if prompts.size < self.policy.min_sample or rate <= 0.0:
             return None
@@ -218,36 +217,36 @@ def spread(r: int, replications: int, rate: float, window: int) -> float:
     return 1.0 + z / math.sqrt(rate * window)
 
 
-def twin_objective(rate, pattern, prompts, decodes, memory, world: dict, slots,
-                   replications, entropy, multipliers) -> dict:
+def twin_objective(rate, pattern, prompts, decodes, memory, world, slots, replications,
+                   entropy, multipliers) -> dict:
     """Mean requests in the system (waiting + running, after a quarter of warmup) of
     ``CheckedFlow(m rate)`` for every m (inf: Greedy), each on the same ``replications``
     twin workloads: arrivals per slot from :func:`arrivals` (the observed ``pattern``
     resampled in blocks, at the rates of :func:`spread`) with (l, o) resampled from the
-    sample; ``world`` holds simulate's eviction, requeue and block_size (the twin runs in
-    unit slots)."""
+    sample.  The twin runs on the fast kernel in the run's ``world`` (an engine ``World``)
+    in unit slots, whatever the run's clock."""
+    from stability.engine.run import run_batch
     from stability.policies.adaptive import CheckedFlow
     from stability.policies.fcfs import Greedy
-    from stability.simulate import simulate
-    from stability.workload import Requests
 
     rng = np.random.default_rng(entropy)
     draws = []
     for r in range(replications):
         counts = arrivals(rng, pattern, slots, spread(r, replications, rate, pattern.size))
         pick = rng.integers(0, prompts.size, int(counts.sum()))
-        draws.append(Requests(np.repeat(np.arange(slots), counts), prompts[pick],
-                              decodes[pick]))
-    kwargs = {k: world[k] for k in ("eviction", "requeue", "block_size")}
+        draws.append((np.repeat(np.arange(slots, dtype=np.int64), counts),
+                       prompts[pick].astype(np.int64), decodes[pick].astype(np.int64)))
+    unit = world._replace(clock=None)
     objective = {}
     for m in multipliers:
-        policy = Greedy() if math.isinf(m) else CheckedFlow(round(m * rate, 6))
+        enc = (Greedy() if math.isinf(m) else CheckedFlow(round(m * rate, 6))).encode(memory, 1)
         total = 0.0
-        for r, requests in enumerate(draws):
-            res = simulate(requests, policy, memory, horizon=slots, seed=r,
-                           warmup=slots // 4, **kwargs)
-            metrics = res.metrics()
-            total += metrics.queue_mean + metrics.active_mean
+        for arrival, prompt, decode in draws:
+            raw = run_batch(arrival, prompt, decode, np.zeros(arrival.size, np.int64), enc,
+                            memory, slots, slots // 4, unit, series_points=1)
+            stats = raw.stats
+            measured = stats.measured_slots  # as Metrics.queue_mean + active_mean
+            total += stats.queue_sum / measured + stats.active_sum / measured
         objective[m] = total / replications
     return objective
 

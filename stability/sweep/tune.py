@@ -22,14 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from stability.budgets import CHECKED_MULTIPLIERS, MULTIPLIERS  # the grid (re-exported)
 from stability.intervals import student_t
 
 TUNE_SEED = 907_2026
 """Root seed of the tuning runs (``stability reproduce`` reports no number from it)."""
-MULTIPLIERS = (1.02, 1.05, 1.1, 1.2, 1.4, 1.7, 2.2, 3.0)
-"""Budgets tried, as multiples of the arrival rate lambda."""
-CHECKED_MULTIPLIERS = MULTIPLIERS + (math.inf,)
-"""``CheckedFlow``'s grid: flow control's, and b = infinity, which is Greedy exactly."""
 FAMILIES = ("flow", "flow-checked")
 
 
