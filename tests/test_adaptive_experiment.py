@@ -138,3 +138,26 @@ def test_twin_rows_pass_and_fail():
     assert rows[9].verdict == "PASS" and "both grow (no tested budget is stable): thrash" in \
         rows[9].simulation
     assert len(_verdicts(GOOD)) == 7
+
+
+def test_twin_bound_row_passes_below_and_fails_above_the_bound():
+    """Row 11: TwinFlow's overflow events per budgeted slot against the bound at its
+    largest budget, in the cells where it held one; absent when it held none."""
+    def cells(overflows):
+        out = [_cell("thrash", 3000.0, 50.0, 51.0, overflows=3, bound=0.01, checked=40.0),
+               _cell("random", 80.0, 500.0, 60.0, checked=81.0)]
+        for c, lat in zip(out, (40.0, 80.0)):
+            c["policies"][adaptive.TWIN] = _policy(lat)
+        out[0]["policies"][adaptive.TWIN].update(budgeted_slots=[1000] * 4,
+                                                 budgeted_overflows=[overflows] * 4)
+        out[0]["twin_guarantee"] = {"overflow": 0.01, "candidates": 12}
+        return out
+
+    rows = adaptive.verify({"cells": cells(3)})
+    assert rows[10].claim.startswith("twin-tuned flow control's overflow rate")
+    assert rows[10].verdict == "PASS" and "thrash: 0.003 per budgeted slot" in \
+        rows[10].simulation
+    assert adaptive.verify({"cells": cells(30)})[10].verdict == "FAIL"
+    bare = cells(3)
+    del bare[0]["twin_guarantee"]
+    assert len(adaptive.verify({"cells": bare})) == 10
