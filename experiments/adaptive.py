@@ -222,18 +222,21 @@ def compute(ctx: Context) -> dict:
     out += _traces(ctx, executor)
     # the budgeted-mode bound at the largest budget held: AdaptiveFlow everywhere, TwinFlow
     # on the regime map (GUARANTEES: label -> the entry's key)
-    tops = {(e["key"], label): max((x for x in e["policies"][label].get("max_rate", [])
-                                    if x is not None and math.isfinite(x)), default=None)
-            for e in out for label in GUARANTEES
-            if label in e["policies"] and not (label == TWIN and e.get("trace"))}
-    gjobs = [(k, dict(workload=e["workload"], memory=e["memory"], budget=tops[k]))
-             for e in out for label in GUARANTEES
-             if tops.get(k := (e["key"], label)) is not None]
-    bounds = dict(zip((k for k, _ in gjobs),
-                      [f.result() for f in [executor.submit(_guarantee, j) for _, j in gjobs]]))
+    gjobs = {}
+    for e in out:
+        for label in GUARANTEES:
+            if label == TWIN and e.get("trace"):
+                continue
+            top = max((x for x in e["policies"][label].get("max_rate", [])
+                       if x is not None and math.isfinite(x)), default=None)
+            if top is not None:
+                gjobs[e["key"], label] = dict(workload=e["workload"], memory=e["memory"],
+                                              budget=top)
+    futures = {k: executor.submit(_guarantee, job) for k, job in gjobs.items()}
     for e in out:
         for label, field in GUARANTEES.items():
-            e[field] = bounds.get((e["key"], label))
+            k = (e["key"], label)
+            e[field] = futures[k].result() if k in futures else None
     results = {"title": TITLE, "params": dict(params, tolerance=TOLERANCE, level=LEVEL),
                "cells": out}
     write_results(ctx, NAME, results)

@@ -290,11 +290,12 @@ def update(ps):
 
 
 def retarget(r, budget: float, multiplier: float = 0.0) -> None:
-    """Hold ``budget`` from this slot on (inf: greedy mode); when the record follows the
+    """Hold ``budget`` from this slot on (inf: greedy mode).  When the record follows the
     arrival rate, each period end then sets b = max(budget, ``multiplier`` x lambda_hat),
-    so the budget rises with the load until the next decision; ``r`` is a :data:`CONTROL` record element or a ``ReferenceControl`` (both
-    engines apply the same operations).  The mean-budget statistics are settled at the old
-    b first, as a period end does."""
+    so the budget rises with the load until the next decision.  ``r`` is a
+    :data:`CONTROL` record element or a ``ReferenceControl`` (both engines apply the same
+    operations).  The mean-budget statistics are settled at the old b first, as a period
+    end does."""
     r["rate_sum"] += r["rate"] * r["p_budgeted"]
     if r["p_budgeted"] > 0 and r["rate"] > r["rate_max"]:
         r["rate_max"] = r["rate"]

@@ -175,7 +175,7 @@ def _decide(run: _Run, supervisor, t: int, arrival, order, timed: bool, n: int) 
     slots seen so far (the records of requests not yet arrived are not read)."""
     seen_n = int(run.cnt[0]["next_arrival"])
     unseen = np.arange(seen_n, n) if order.size == 0 else order[seen_n:]
-    seen = run.out_t["arrival"][:n].copy() if timed else arrival.astype(np.int64).copy()
+    seen = (run.out_t["arrival"][:n] if timed else arrival).astype(np.int64)  # a copy
     completion = run.out["completion"][:n].copy()
     seen[unseen] = -1
     completion[unseen] = -1

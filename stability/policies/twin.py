@@ -35,7 +35,9 @@ TWIN_TAG = 0x7717
 
 
 def _flag(text) -> bool:
-    """Command-line text -> bool (true/false, yes/no, 1/0)."""
+    """Command-line or spec value -> bool (true/false, yes/no, 1/0, or a bool)."""
+    if isinstance(text, (bool, np.bool_)):
+        return bool(text)
     value = str(text).strip().lower()
     if value not in ("true", "false", "yes", "no", "1", "0"):
         raise ValueError(f"follow must be true or false, got {text!r}")
@@ -74,7 +76,7 @@ class TwinFlow(Policy, kind="flow-twin"):
     follow: bool = param(True, help="flow-twin: between decisions raise the budget to the "
                                     "chosen multiple of the measured arrival rate when the "
                                     "load grows (updated every 64 slots)", parse=_flag,
-                         examples=Choice((True, False)))
+                         coerce=_flag, examples=Choice((True, False)))
     margin: float = param(0.02, help="flow-twin: share of the twin objective a change of "
                                      "budget must gain (Greedy: over the best budget)",
                           examples=Choice((0.0, 0.02)))
@@ -85,6 +87,9 @@ class TwinFlow(Policy, kind="flow-twin"):
         for name, low in (("observe", 1), ("retune", 1), ("window", 1), ("twin_slots", 4),
                           ("twin_replications", 1), ("min_sample", 1)):
             object.__setattr__(self, name, validation.integer(name, getattr(self, name), low))
+        if not isinstance(self.follow, (bool, np.bool_)):
+            raise ValueError(f"follow must be True or False, got {self.follow!r}")
+        object.__setattr__(self, "follow", bool(self.follow))
         object.__setattr__(self, "margin", validation.number(
             "margin", self.margin, 0.0, 1.0, strict_high=True))
 
@@ -98,18 +103,6 @@ class TwinFlow(Policy, kind="flow-twin"):
         return Twin(self, requests, memory, world, seed)
 
 
-@dataclass
-class Decision:
-    """One decision of the twin: the slot, lambda_hat, the sample size, the chosen
-    multiplier (inf: Greedy) and the objective of every multiplier."""
-
-    slot: int
-    arrival_rate: float
-    sample: int
-    multiplier: float
-    objective: dict
-
-
 class Twin:
     """The decisions of one run: the engines call :meth:`decide` at each :meth:`next_pause`
     slot, before that slot's arrivals, with what they have seen so far."""
@@ -117,7 +110,6 @@ class Twin:
     def __init__(self, policy: TwinFlow, requests, memory: int, world, seed: int):
         self.policy, self.memory, self.world, self.seed = policy, memory, world, seed
         self.prompt, self.decode = requests.prompt, requests.decode
-        self.decisions: list[Decision] = []
         self.incumbent: float | None = None  # the multiplier held (None: none chosen yet)
         self.step = policy.retune  # slots to the next decision once the early ones are done
 
@@ -135,9 +127,10 @@ class Twin:
         return pause if pause > t else t + self.step
 
     def observation(self, t: int, seen, completion):
-        """(lambda_hat, prompts, decodes) from the last ``window`` slots before t: ``seen``
-        is each request's arrival slot (-1: not yet), ``completion`` its completion slot
-        (-1: not yet).
+        """(pattern, prompts, decodes) from the last ``window`` slots before t: the
+        arrivals per slot (lambda_hat is its mean) and the length sample; ``seen`` is each
+        request's arrival slot (-1: not yet), ``completion`` its completion slot (-1: not
+        yet).
 
         The sample is the longest run of consecutive arrivals, from the window's first,
         that have all completed: a cohort chosen by arrival, not by length, so the law is
@@ -146,23 +139,19 @@ class Twin:
         start = max(0, t - self.policy.window)
         recent = np.flatnonzero((seen >= start) & (seen < t))
         recent = recent[np.argsort(seen[recent], kind="stable")]
+        pattern = np.bincount(seen[recent] - start, minlength=t - start)
         pending = np.flatnonzero(completion[recent] < 0)
         cohort = recent[:pending[0]] if pending.size else recent
-        return recent.size / (t - start), self.prompt[cohort], self.decode[cohort]
-
-    def pattern(self, t: int, seen) -> np.ndarray:
-        """Arrivals per slot over the last ``window`` slots before t."""
-        start = max(0, t - self.policy.window)
-        s = seen[(seen >= start) & (seen < t)] - start
-        return np.bincount(s, minlength=t - start)
+        return pattern, self.prompt[cohort], self.decode[cohort]
 
     def decide(self, t: int, seen, completion) -> tuple[float, float] | None:
         """(budget, multiplier) from slot t on (inf: Greedy), or None to keep the current
         one."""
-        rate, prompts, decodes = self.observation(t, seen, completion)
+        pattern, prompts, decodes = self.observation(t, seen, completion)
+        rate = float(pattern.sum()) / pattern.size  # lambda_hat
         if prompts.size < self.policy.min_sample or rate <= 0.0:
             return None
-        objective = twin_objective(rate, self.pattern(t, seen), prompts, decodes,
+        objective = twin_objective(rate, pattern, prompts, decodes,
                                    self.memory, self.world, self.policy.twin_slots,
                                    self.policy.twin_replications, [self.seed, t, TWIN_TAG],
                                    CHECKED_MULTIPLIERS)
@@ -171,7 +160,6 @@ class Twin:
         self.step = min(2 * self.step, STRETCH * self.policy.retune) if kept \
             else self.policy.retune
         self.incumbent = best
-        self.decisions.append(Decision(t, rate, int(prompts.size), best, objective))
         return (math.inf, math.inf) if math.isinf(best) else (round(best * rate, 6), best)
 
 
@@ -179,8 +167,8 @@ def choose(objective: dict, margin: float, incumbent: float | None = None) -> fl
     """The multiplier with the fewest requests in the system, with two margins (shares).
     Greedy (m = inf) only if it beats the best finite budget by more than ``margin``; and
     a finite ``incumbent`` (the multiplier held) stays unless the winner beats it by more
-    than ``margin`` (no switching on twin noise).  A twin starts
-    empty and runs a few thousand slots, and Greedy's thrash on synchronised lengths does
+    than ``margin`` (no switching on twin noise).  A twin starts empty and runs a few
+    thousand slots, and Greedy's thrash on synchronised lengths does
     not always begin within them: then Greedy ties with the large budgets (whose credit
     never binds) while the real run, already loaded, thrashes.  Where Greedy is truly best
     the large budgets are within a percent or two of it."""
@@ -251,4 +239,4 @@ def twin_objective(rate, pattern, prompts, decodes, memory, world, slots, replic
     return objective
 
 
-__all__ = ["TwinFlow", "Twin", "Decision", "twin_objective"]
+__all__ = ["TwinFlow", "Twin", "twin_objective"]
