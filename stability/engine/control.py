@@ -95,6 +95,7 @@ CONTROL = np.dtype([
     ("rate_sum", F64),  # sum of b over the budgeted measured slots of ended periods
     ("rate_max", F64),  # largest b over the budgeted measured slots of ended periods
     ("switches", I64),  # greedy -> budgeted transitions (whole run)
+    ("capped_slots", I64),  # slots in which the budget held back a request that fitted (whole run)
 ])
 
 
@@ -195,6 +196,7 @@ def observe(code, ps, t, warmup, arrived, decoded, wasted, capped, overflowed, d
     ps.p_decoded += decoded
     ps.p_wasted += wasted
     ps.p_capped += 1 if capped else 0
+    ps.capped_slots += 1 if capped else 0
     ps.p_done += done
     ps.p_done_decode += done_decode
     ps.p_done_square += done_square
@@ -321,7 +323,8 @@ class ControlStats:
     overflow events among them; mean_rate : mean budget b over them (budget units per slot:
     requests, or predicted memory-time), nan if none; max_rate : the largest b over them;
     switches : greedy -> budgeted transitions over the whole run; budgeted, rate : the mode
-    and b at the end.
+    and b at the end; capped_slots : slots of the whole run in which the budget held back a
+    request that fitted (0: the run is the same at any larger budget, and at Greedy).
     """
 
     budgeted_slots: int
@@ -331,6 +334,7 @@ class ControlStats:
     switches: int
     budgeted: bool
     rate: float
+    capped_slots: int
 
     @classmethod
     def from_record(cls, rec) -> "ControlStats":
@@ -342,7 +346,7 @@ class ControlStats:
             top = max(top, float(r["rate"]))
         return cls(slots, int(r["budgeted_overflows"]), total / slots if slots else math.nan,
                    top if slots else math.nan, int(r["switches"]), bool(r["budgeted"]),
-                   float(r["rate"]))
+                   float(r["rate"]), int(r["capped_slots"]))
 
     @classmethod
     def pooled(cls, parts: list) -> "ControlStats | None":
@@ -354,7 +358,8 @@ class ControlStats:
         tops = [p.max_rate for p in parts if p.budgeted_slots]
         return cls(slots, sum(p.budgeted_overflows for p in parts),
                    total / slots if slots else math.nan, max(tops) if tops else math.nan,
-                   sum(p.switches for p in parts), parts[0].budgeted, parts[0].rate)
+                   sum(p.switches for p in parts), parts[0].budgeted, parts[0].rate,
+                   sum(p.capped_slots for p in parts))
 
     def __eq__(self, other):  # nan == nan here: the engines agree when both have none
         if not isinstance(other, ControlStats):

@@ -58,6 +58,7 @@ class ReferenceControl:
         self.p_decoded += decoded
         self.p_wasted += wasted
         self.p_capped += 1 if capped else 0
+        self.capped_slots += 1 if capped else 0
         self.p_done += done
         self.p_done_decode += done_decode
         self.p_done_square += done_square
