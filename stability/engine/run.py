@@ -174,11 +174,15 @@ def _decide(run: _Run, supervisor, t: int, arrival, order, timed: bool, n: int) 
     """At the start of slot t: the supervisor's budget, from the arrival and completion
     slots seen so far (the records of requests not yet arrived are not read)."""
     seen_n = int(run.cnt[0]["next_arrival"])
-    unseen = np.arange(seen_n, n) if order.size == 0 else order[seen_n:]
-    seen = (run.out_t["arrival"][:n] if timed else arrival).astype(np.int64)  # a copy
-    completion = run.out["completion"][:n].copy()
-    seen[unseen] = -1
-    completion[unseen] = -1
+    if order.size == 0 and not timed:  # in arrival order: the first seen_n, read-only views
+        seen, completion = arrival[:seen_n].view(), run.out["completion"][:seen_n]
+        seen.flags.writeable = completion.flags.writeable = False
+    else:
+        unseen = order[seen_n:] if order.size else np.arange(seen_n, n)
+        seen = (run.out_t["arrival"][:n] if timed else arrival).astype(np.int64)  # a copy
+        completion = run.out["completion"][:n].copy()
+        seen[unseen] = -1
+        completion[unseen] = -1
     decision = supervisor.decide(t, seen, completion)
     if decision is not None:
         control.retarget(run.ctl[0], *decision)
