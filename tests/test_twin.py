@@ -11,7 +11,8 @@ import stability as s
 from stability.engine import control as ctl
 from stability.engine.reference_control import ReferenceControl
 from stability.engine.state import World
-from stability.policies.twin import Twin, TwinFlow, spread
+from stability.budgets import CHECKED_MULTIPLIERS
+from stability.policies.twin import Twin, TwinBench, TwinFlow, search, spread
 
 
 def _twin(**kw):
@@ -167,7 +168,8 @@ def test_a_kept_budget_stretches_the_step_and_a_change_resets_it(monkeypatch):
 
     twin = _twin(observe=4, retune=16, min_sample=1)
     choices = iter([1.1, 1.1, 1.1, 1.2, 1.2] + [1.2] * 10)
-    monkeypatch.setattr(twin_module, "twin_objective", lambda *a, **k: {})
+    monkeypatch.setattr(twin_module, "TwinBench", lambda *a, **k: None)
+    monkeypatch.setattr(twin_module, "search", lambda *a, **k: {})
     monkeypatch.setattr(twin_module, "choose", lambda objective, margin, incumbent: next(choices))
     seen = np.zeros(6, np.int64)
     completion = np.zeros(6, np.int64)
@@ -184,3 +186,83 @@ def test_a_kept_budget_stretches_the_step_and_a_change_resets_it(monkeypatch):
     for _ in range(10):  # kept again and again: the step stops at STRETCH x retune
         twin.decide(t, seen, completion)
     assert twin.step == twin_module.STRETCH * 16
+
+
+def _bench(seed, decode_law, rate, memory, slots=600):
+    """A twin of a one-class workload with prompts of 5 (the observed window drawn from
+    it)."""
+    req = s.Workload([s.RequestClass(rate, 5, decode_law)]).generate(512, seed)
+    pattern = np.bincount(req.arrival, minlength=512)
+    return TwinBench(pattern.mean(), pattern, req.prompt, req.decode, memory, World(), slots,
+                     2, [seed, 1])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("decode_law,rate,memory", [
+    (s.Geometric(1 / 10), 8.0, 3000),  # light load, many arrivals: large budgets never bind
+    (s.UniformInt(10, 50), 1.5, 1400),  # near saturation: most budgets bind sometimes
+    (s.Deterministic(40), 1.2, 1100),  # synchronised lengths: Greedy thrashes
+])
+def test_budgets_that_cannot_bind_are_not_run_and_give_the_same_objective(
+        seed, decode_law, rate, memory):
+    """TwinBench's shortcut: once a budget held back no request that fitted, every larger
+    budget and Greedy are given its value without a run.  Each value must equal a run
+    made on its own (a fresh bench for each multiplier: no shortcut)."""
+    bench = _bench(seed, decode_law, rate, memory)
+    values = {m: bench.objective(m) for m in CHECKED_MULTIPLIERS}
+    alone = {m: _bench(seed, decode_law, rate, memory).objective(m) for m in CHECKED_MULTIPLIERS}
+    assert values == alone
+    skipped = [m for m in CHECKED_MULTIPLIERS if m > bench.unbound]
+    assert bench.runs == 2 * (len(CHECKED_MULTIPLIERS) - len(skipped))
+    if rate == 8.0:  # (a budget of b < 1 per slot binds whenever 2 arrive in a slot)
+        assert math.inf in skipped  # Greedy not run
+
+
+def test_capped_slots_counts_the_slots_the_budget_held_back_a_fitting_request():
+    """The counter behind the shortcut, in both engines: a tight budget binds, a budget far
+    above the arrival rate does not at light load, and the engines agree."""
+    req = s.Workload([s.RequestClass(0.5, 20, s.Geometric(1 / 30))]).generate(3000, 4)
+    for budget, binds in ((0.45, True), (5.0, False)):
+        fast = s.simulate(req, s.CheckedFlow(budget), 2000, horizon=3000, seed=1)
+        ref = s.simulate(req, s.CheckedFlow(budget), 2000, horizon=3000, seed=1,
+                         engine="reference")
+        assert fast.raw.control == ref.raw.control
+        assert (fast.raw.control.capped_slots > 0) is binds
+
+
+class _Line:
+    """A stand-in bench: an objective along the grid, and the order of the looks."""
+
+    def __init__(self, values):
+        self.values, self.looked = dict(zip(CHECKED_MULTIPLIERS, values)), []
+
+    def objective(self, m):
+        self.looked.append(m)
+        return self.values[m]
+
+
+def test_a_held_budget_is_rechecked_by_a_local_search():
+    grid = CHECKED_MULTIPLIERS  # 1.02 1.05 1.1 1.2 1.4 1.7 2.2 3.0 inf
+    bowl = [9, 8, 7, 6, 5, 4, 5, 6, 7]  # minimum at 1.7
+    line = _Line(bowl)
+    assert list(search(line, grid, None)) == list(grid)  # the first decision: everything
+    line = _Line(bowl)  # two below the multiple held, one above, Greedy
+    assert list(search(line, grid, 1.7)) == [1.2, 1.4, 1.7, 2.2, math.inf]
+    line = _Line(bowl)
+    found = search(line, grid, 1.05)  # held far below the minimum: walks up to it
+    assert line.looked == [1.02, 1.05, 1.1, 1.2, 1.4, 1.7, 2.2, math.inf]
+    assert min(found, key=found.get) == 1.7
+    line = _Line(bowl)
+    search(line, grid, 3.0)  # held above it: walks down to it, Greedy last
+    assert line.looked == [1.7, 2.2, 3.0, 1.4, math.inf]
+    line = _Line([9, 8, 7, 6, 5, 4, 3, 2, 1])
+    assert list(search(line, grid, 2.2)) == [1.4, 1.7, 2.2, 3.0, math.inf]  # grid's top
+    # the +-5 lattice at paper memory, 0.95 (a tuning-seed decision at slot 1024): a bump
+    # at 2.2 lambda; one step down from 3 lambda would stop there, two find the minimum
+    jitter = [1189.2, 962.5, 843.5, 702.3, 583.9, 628.4, 886.1, 834.2, 825.0]
+    found = search(_Line(jitter), grid, 3.0)
+    assert min(found, key=found.get) == 1.4
+    bump = [9, 8, 7, 6, 5, 4, 3, 6, 5]  # 3 lambda worse than 2.2 lambda and Greedy
+    line = _Line(bump)
+    found = search(line, grid, math.inf)  # Greedy held: the whole grid, so 2.2 is found
+    assert line.looked == list(grid) and min(found, key=found.get) == 2.2
