@@ -296,9 +296,9 @@ def verify(results: dict) -> list:
         "the budgeted-mode family holds a policy as good as both (docs/adaptive.md 4)")
     rows += _within_row(
         results, TWIN, "in seconds, twin-tuned flow control (TwinFlow, defaults; its twin "
-                       "simulates unit slots at the measured arrivals per iteration) is within "
-                       "5% of the better of Greedy and tuned flow control in every cell below "
-                       "lambda*_s",
+                       "replays the observed arrivals in seconds under the same clock) is "
+                       "within 5% of the better of Greedy and tuned flow control in every "
+                       "cell below lambda*_s",
         "it tunes the budgeted mode's b online on the observed workload (docs/adaptive.md 5)")
     return rows
 

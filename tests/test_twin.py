@@ -12,7 +12,7 @@ from stability.engine import control as ctl
 from stability.engine.reference_control import ReferenceControl
 from stability.engine.state import World
 from stability.budgets import CHECKED_MULTIPLIERS
-from stability.policies.twin import Twin, TwinBench, TwinFlow, search, spread
+from stability.policies.twin import Twin, TwinBench, TwinFlow, search, spread, time_in_system
 
 
 def _twin(**kw):
@@ -34,13 +34,13 @@ def test_sample_is_the_completed_prefix_of_the_window():
     twin = _twin(window=3)
     seen = np.array([0, 0, 1, 1, 2, 3])
     completion = np.array([4, 5, -1, 4, 5, -1])  # requests 2 and 5 still running
-    pattern, prompts, _ = twin.observation(4, seen, completion)  # window [1, 4): requests 2-5
-    assert list(pattern) == [2, 1, 1]  # arrivals in slots 1, 2, 3: lambda_hat = 4 / 3
+    pattern, prompts, _, ticks = twin.observation(4, seen, completion)  # window [1, 4)
+    assert list(pattern) == [2, 1, 1] and ticks is None  # slots 1-3 (requests 2-5): 4 / 3
     assert prompts.size == 0  # request 2, the window's first, is pending: nothing after it
     completion[2] = 3
-    pattern, prompts, decodes = twin.observation(6, seen, completion)  # window [3, 6)
+    pattern, prompts, decodes, _ = twin.observation(6, seen, completion)  # window [3, 6)
     assert list(pattern) == [1, 0, 0] and prompts.size == 0  # request 5 is pending
-    _, prompts, decodes = twin.observation(4, seen, completion)
+    _, prompts, decodes, _ = twin.observation(4, seen, completion)
     assert list(prompts) == [3, 4, 5]  # requests 2, 3, 4 in arrival order; 5 is pending
     assert list(decodes) == [9, 10, 11]
 
@@ -266,3 +266,63 @@ def test_a_held_budget_is_rechecked_by_a_local_search():
     line = _Line(bump)
     found = search(line, grid, math.inf)  # Greedy held: the whole grid, so 2.2 is found
     assert line.looked == list(grid) and min(found, key=found.get) == 2.2
+
+
+def test_time_in_system_integrates_each_request_from_arrival_to_completion():
+    arrival = np.array([0, 5, 10, 30, 50])
+    completion = np.array([20, 8, -1, 45, -1])  # the third never completes; the last
+    # arrives after the end
+    # over [10, 40): 10 + 0 + 30 + 10 + 0 = 50 request-ticks in 30 ticks
+    assert time_in_system(arrival, completion, 10, 40) == pytest.approx(50 / 30)
+    assert time_in_system(arrival, completion, 40, 40) == 0.0
+
+
+def _timed_twin(**kw):
+    """A twin of a timed run: 6 requests arriving over 10 seconds (1 ms ticks)."""
+    from stability.clock import jaillet
+
+    req = s.Requests([0] * 6, [1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12],
+                     arrival_time=[0.0, 1.0, 2.0, 2.0, 8.0, 9.999])
+    clock = jaillet()
+    world = World(0, 0, 1, clock.encode())
+    return Twin(TwinFlow(**kw), req, 100, world, 0), world.clock.tick
+
+
+def test_a_timed_twin_bins_the_window_in_time():
+    """In a timed run the pattern counts arrivals in equal bins of time, as many as the
+    window has iterations; its mean is still the arrivals per iteration."""
+    twin, tick = _timed_twin(window=5)
+    seen = np.array([0, 1, 1, 1, 3, 4])  # iterations of arrival: the first were long
+    completion = np.full(6, 9)
+    pattern, prompts, _, slot_ticks = twin.observation(5, seen, completion)
+    span = round(9.999 / tick) + 1
+    assert slot_ticks == pytest.approx(span / 5)  # 5 iterations over the arrivals' span
+    assert list(pattern) == [2, 2, 0, 0, 2]  # seconds 0-2, 2-4, ..., 8-10
+    assert pattern.mean() == pytest.approx(6 / 5) and prompts.size == 6
+
+
+@pytest.mark.parametrize("engine", ["fast", "reference"])
+def test_a_timed_run_agrees_across_engines_and_its_twin_replays_seconds(engine):
+    """TwinFlow under the Jaillet clock: the engines agree, and the twin's draws carry
+    arrival ticks that span about twice the twin's iterations at the observed pace."""
+    from stability.clock import jaillet
+    from stability.policies import twin as twin_module
+
+    req = s.Workload.paper_4_1(rate=1.0).scaled(2.0).generate_timed(300.0, seed=7)
+    policy = TwinFlow(observe=20, retune=400, twin_slots=200, min_sample=8)
+    fast = s.simulate(req, policy, 6000, horizon=None, seed=7, clock=jaillet())
+    other = s.simulate(req, policy, 6000, horizon=None, seed=7, clock=jaillet(), engine=engine)
+    assert fast.raw.differences(other.raw) == []
+    assert fast.raw.control.switches >= 1
+    world = World(0, 0, 1, jaillet().encode())
+    pattern = np.bincount(np.arange(40) % 20)  # 2 arrivals per bin
+    width = 0.05 / world.clock.tick  # bins of 50 ms
+    bench = twin_module.TwinBench(2.0, pattern, np.full(8, 10), np.full(8, 5), 6000, world,
+                                  100, 1, [1], slot_ticks=width)
+    _, _, _, tick = bench.draws[0]
+    assert tick is not None and np.all(np.diff(tick) >= 0)
+    assert 0.9 * 200 * width < tick[-1] <= 200 * width  # 2 x 100 bins
+    factor = spread(0, 1, 2.0, 20)  # one replication: at lambda_hat (1 + se)
+    # 400 arrivals in the resampled bins plus Poisson(400 (factor - 1)): 4 sd
+    assert abs(tick.size - 400 * factor) < 4 * math.sqrt(400 * (factor - 1))
+    assert bench.objective(math.inf) > 0

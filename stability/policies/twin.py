@@ -110,6 +110,9 @@ class Twin:
     def __init__(self, policy: TwinFlow, requests, memory: int, world, seed: int):
         self.policy, self.memory, self.world, self.seed = policy, memory, world, seed
         self.prompt, self.decode = requests.prompt, requests.decode
+        self.tick = None  # a timed run: each request's arrival tick
+        if world.clock is not None:
+            self.tick = np.rint(requests.arrival_time / world.clock.tick).astype(np.int64)
         self.incumbent: float | None = None  # the multiplier held (None: none chosen yet)
         self.step = policy.retune  # slots to the next decision once the early ones are done
 
@@ -127,10 +130,15 @@ class Twin:
         return pause if pause > t else t + self.step
 
     def observation(self, t: int, seen, completion):
-        """(pattern, prompts, decodes) from the last ``window`` slots before t: the
-        arrivals per slot (lambda_hat is its mean) and the length sample; ``seen`` is each
-        request's arrival slot (-1: not yet), ``completion`` its completion slot (-1: not
-        yet).
+        """(pattern, prompts, decodes, slot_ticks) from the last ``window`` slots before t:
+        the arrivals per slot (lambda_hat is its mean), the length sample, and for a timed
+        run the mean ticks per iteration (None in unit slots); ``seen`` is each request's
+        arrival slot (-1: not yet), ``completion`` its completion slot (-1: not yet).
+
+        In a timed run the pattern counts arrivals in the window's iterations' worth of
+        equal bins of *time* (its first to its last arrival): how many arrive per iteration
+        depends on how long the iterations are, and so on the budget, while the arrivals
+        per second do not (:class:`TwinBench` replays them in seconds).
 
         The sample is the longest run of consecutive arrivals, from the window's first,
         that have all completed: a cohort chosen by arrival, not by length, so the law is
@@ -139,21 +147,29 @@ class Twin:
         start = max(0, t - self.policy.window)
         recent = np.flatnonzero((seen >= start) & (seen < t))
         recent = recent[np.argsort(seen[recent], kind="stable")]
-        pattern = np.bincount(seen[recent] - start, minlength=t - start)
         pending = np.flatnonzero(completion[recent] < 0)
         cohort = recent[:pending[0]] if pending.size else recent
-        return pattern, self.prompt[cohort], self.decode[cohort]
+        if self.tick is None:
+            pattern = np.bincount(seen[recent] - start, minlength=t - start)
+            return pattern, self.prompt[cohort], self.decode[cohort], None
+        ticks = self.tick[recent]
+        first = int(ticks.min()) if ticks.size else 0
+        slot_ticks = max(1.0, (int(ticks.max()) + 1 - first) / (t - start)) if ticks.size \
+            else 1.0
+        bins = np.minimum(((ticks - first) / slot_ticks).astype(np.int64), t - start - 1)
+        pattern = np.bincount(bins, minlength=t - start)
+        return pattern, self.prompt[cohort], self.decode[cohort], slot_ticks
 
     def decide(self, t: int, seen, completion) -> tuple[float, float] | None:
         """(budget, multiplier) from slot t on (inf: Greedy), or None to keep the current
         one."""
-        pattern, prompts, decodes = self.observation(t, seen, completion)
+        pattern, prompts, decodes, slot_ticks = self.observation(t, seen, completion)
         rate = float(pattern.sum()) / pattern.size  # lambda_hat
         if prompts.size < self.policy.min_sample or rate <= 0.0:
             return None
         bench = TwinBench(rate, pattern, prompts, decodes, self.memory, self.world,
                           self.policy.twin_slots, self.policy.twin_replications,
-                          [self.seed, t, TWIN_TAG])
+                          [self.seed, t, TWIN_TAG], slot_ticks)
         objective = search(bench, CHECKED_MULTIPLIERS, self.incumbent)
         best = choose(objective, self.policy.margin, self.incumbent)
         kept = best == self.incumbent
@@ -210,26 +226,40 @@ class TwinBench:
     per slot from :func:`arrivals`, the observed ``pattern`` resampled in blocks at the
     rates of :func:`spread`; (l, o) resampled from the sample), and :meth:`objective` of
     each multiplier on them, run once and remembered.  The twin runs on the fast kernel in
-    the run's ``world`` (an engine ``World``) in unit slots, whatever the run's clock."""
+    the run's ``world`` (an engine ``World``).  With ``slot_ticks`` (a timed run) the
+    pattern's bins are that many ticks long: the twin's arrivals get times (uniform within
+    their bin, over twice the twin's expected span) and it runs under the run's clock."""
 
     def __init__(self, rate, pattern, prompts, decodes, memory, world, slots, replications,
-                 entropy):
-        self.rate, self.memory, self.slots = rate, memory, slots
-        self.world = world._replace(clock=None)
+                 entropy, slot_ticks=None):
+        self.rate, self.memory, self.slots, self.world = rate, memory, slots, world
+        timed = slot_ticks is not None and world.clock is not None
+        if not timed:
+            self.world = world._replace(clock=None)
         rng = np.random.default_rng(entropy)
         self.draws = []
         for r in range(replications):
-            counts = arrivals(rng, pattern, slots, spread(r, replications, rate, pattern.size))
-            pick = rng.integers(0, prompts.size, int(counts.sum()))
-            self.draws.append((np.repeat(np.arange(slots, dtype=np.int64), counts),
-                               prompts[pick].astype(np.int64), decodes[pick].astype(np.int64)))
+            factor = spread(r, replications, rate, pattern.size)
+            if not timed:
+                counts = arrivals(rng, pattern, slots, factor)
+                arrival, tick = np.repeat(np.arange(slots, dtype=np.int64), counts), None
+            else:
+                counts = arrivals(rng, pattern, 2 * slots, factor)
+                bins = np.repeat(np.arange(2 * slots), counts)
+                tick = np.sort(np.rint((bins + rng.random(bins.size)) * slot_ticks)
+                               .astype(np.int64))
+                arrival = np.zeros(tick.size, np.int64)
+            pick = rng.integers(0, prompts.size, arrival.size)
+            self.draws.append((arrival, prompts[pick].astype(np.int64),
+                               decodes[pick].astype(np.int64), tick))
         self.values: dict[float, float] = {}
         self.unbound = math.inf  # from this multiplier up, the budget never binds
         self.runs = 0  # twin runs made
 
     def objective(self, m: float) -> float:
-        """Mean requests in the system (waiting + running, after a quarter of warmup) of
-        ``CheckedFlow(m rate)`` (m = inf: Greedy) over the draws, the tuning objective.
+        """Mean requests in the system (waiting + running, after a quarter of warmup; per
+        slot, or in a timed twin per unit of time) of ``CheckedFlow(m rate)`` (m = inf:
+        Greedy) over the draws, the tuning objective.
         A budget that held back no request that fitted, in any draw (``capped_slots`` = 0),
         gives the same runs at every larger budget and at Greedy: the credit of a larger
         quantum is never smaller, slot by slot, so no admission changes.  Those are not
@@ -242,24 +272,41 @@ class TwinBench:
 
             policy = Greedy() if math.isinf(m) else CheckedFlow(round(m * self.rate, 6))
             enc = policy.encode(self.memory, 1)
-            results = [self._run(enc, draw) for draw in self.draws]
+            results = [self._run(enc, *draw) for draw in self.draws]
             self.runs += len(results)
             self.values[m] = sum(v for v, _ in results) / len(results)
             if sum(c for _, c in results) == 0:
                 self.unbound = min(self.unbound, m)
         return self.values[m]
 
-    def _run(self, enc, draw) -> tuple[float, int]:
-        """(mean requests in the system as Metrics.queue_mean + active_mean, capped slots;
-        1 for Greedy, which has no budget) of one twin run."""
+    def _run(self, enc, arrival, prompt, decode, tick) -> tuple[float, int]:
+        """(mean requests in the system, capped slots (1 for Greedy, which has no budget))
+        of one twin run: per slot as Metrics.queue_mean + active_mean, or in a timed twin
+        by :func:`time_in_system`."""
         from stability.engine.run import run_batch
 
-        arrival, prompt, decode = draw
         raw = run_batch(arrival, prompt, decode, np.zeros(arrival.size, np.int64), enc,
-                        self.memory, self.slots, self.slots // 4, self.world, series_points=1)
+                        self.memory, self.slots, self.slots // 4, self.world, series_points=1,
+                        arrival_tick=tick)
+        capped = raw.control.capped_slots if raw.control is not None else 1
+        if tick is not None:
+            end = min(raw.time.end, int(tick[-1]) + 1) if tick.size else raw.time.end
+            return time_in_system(tick, raw.completion_tick, raw.time.window_start, end), \
+                capped
         measured = raw.stats.measured_slots
-        return (raw.stats.queue_sum / measured + raw.stats.active_sum / measured,
-                raw.control.capped_slots if raw.control is not None else 1)
+        return raw.stats.queue_sum / measured + raw.stats.active_sum / measured, capped
+
+
+def time_in_system(arrival, completion, start: int, end: int) -> float:
+    """Time-average number of requests in the system over [start, end): each request is in
+    it from its arrival to its completion (-1: not completed, still in it at ``end``).
+    By Little's law its ratio to the arrival rate is the mean time in system, the
+    objective in seconds."""
+    if end <= start:
+        return 0.0
+    leave = np.where(completion < 0, end, np.minimum(completion, end))
+    inside = np.clip(leave - np.maximum(arrival, start), 0, None)
+    return float(inside.sum()) / (end - start)
 
 
 def search(bench: TwinBench, grid, incumbent: float | None) -> dict:
@@ -293,4 +340,4 @@ def search(bench: TwinBench, grid, incumbent: float | None) -> dict:
     return values
 
 
-__all__ = ["TwinFlow", "Twin", "TwinBench", "search"]
+__all__ = ["TwinFlow", "Twin", "TwinBench", "search", "time_in_system"]
