@@ -171,6 +171,7 @@ def test_a_kept_budget_stretches_the_step_and_a_change_resets_it(monkeypatch):
     monkeypatch.setattr(twin_module, "TwinBench", lambda *a, **k: None)
     monkeypatch.setattr(twin_module, "search", lambda *a, **k: {})
     monkeypatch.setattr(twin_module, "choose", lambda objective, margin, incumbent: next(choices))
+    monkeypatch.setattr(twin_module.Fit, "differs", lambda self, other: True)  # always run
     seen = np.zeros(6, np.int64)
     completion = np.zeros(6, np.int64)
     pauses, t = [], -1
@@ -186,6 +187,36 @@ def test_a_kept_budget_stretches_the_step_and_a_change_resets_it(monkeypatch):
     for _ in range(10):  # kept again and again: the step stops at STRETCH x retune
         twin.decide(t, seen, completion)
     assert twin.step == twin_module.STRETCH * 16
+
+
+def test_after_the_early_decisions_an_unchanged_fit_keeps_the_budget_without_a_twin(
+        monkeypatch):
+    """From slot ``retune`` on the window is full, so a twin drawn from the same fit would
+    only redraw its noise: the decision keeps the budget (and stretches the step) unless
+    lambda_hat or E[w] moved by more than 3 standard errors."""
+    from stability.policies import twin as twin_module
+
+    runs = []
+    monkeypatch.setattr(twin_module, "TwinBench", lambda *a, **k: None)
+    monkeypatch.setattr(twin_module, "search", lambda *a, **k: runs.append(1) or {1.2: 1.0})
+    arrival = np.concatenate([np.arange(24), np.repeat(np.arange(24, 32), 5)])  # then 5/slot
+    n = arrival.size
+    req = s.Requests(arrival, np.full(n, 5), np.full(n, 7))
+    twin = Twin(TwinFlow(observe=4, retune=16, window=8, min_sample=1), req, 100, World(), 0)
+    done = np.full(n, 40)  # every request completed
+    assert twin.decide(8, arrival, done) == (1.2, 1.2) and len(runs) == 1  # early: runs
+    assert twin.step == 16
+    assert twin.decide(16, arrival, done) == (1.2, 1.2) and len(runs) == 2  # a change: checked
+    assert twin.step == 32  # kept: confirmed
+    assert twin.decide(20, arrival, done) is None and len(runs) == 2  # same fit: not run
+    assert twin.step == 64
+    assert twin.decide(32, arrival, done) == (6.0, 1.2) and len(runs) == 3  # 5 per slot
+    fit = twin_module.Fit(1.0, 0.1, 63.0, 2.0)
+    step = math.hypot(0.1, 0.1)
+    assert not fit.differs(twin_module.Fit(1.0 + 2.9 * step, 0.1, 63.0, 2.0))
+    assert fit.differs(twin_module.Fit(1.0 + 3.1 * step, 0.1, 63.0, 2.0))
+    assert fit.differs(twin_module.Fit(1.0, 0.1, 63.0 - 3.1 * math.hypot(2.0, 2.0), 2.0))
+    assert twin_module.Fit.of(2.0, 50, np.full(9, 5), np.full(9, 7)).rate_se == 0.2
 
 
 def _bench(seed, decode_law, rate, memory, slots=600):
