@@ -61,10 +61,13 @@ class TwinFlow(Policy, kind="flow-twin"):
     arrivals of the last ``window`` slots per slot; the sample = a cohort of completed
     requests that arrived in that window (:meth:`Twin.observation`).  The twin draws
     ``twin_replications`` workloads of ``twin_slots`` slots (the observed arrivals per slot
-    resampled in blocks, lengths resampled from the sample), runs each budget
-    b = m lambda_hat of the tuning grid (:data:`stability.budgets.CHECKED_MULTIPLIERS`,
-    m = infinity being Greedy) on the same draws and keeps the one with the fewest
-    requests in the system (the tuning objective), within ``margin`` (:func:`choose`).
+    resampled in blocks, in seconds under a clock; lengths resampled from the sample),
+    runs budgets b = m lambda_hat of the tuning grid
+    (:data:`stability.budgets.CHECKED_MULTIPLIERS`, m = infinity being Greedy) on the same
+    draws (all of them at first, then a local search around the multiple held,
+    :func:`search`) and keeps the one with the fewest requests in the system (the tuning
+    objective), within ``margin`` (:func:`choose`).  From ``retune`` on, a decision whose
+    fit has not moved since a twin that confirmed the multiple runs no twin (:class:`Fit`).
     Between decisions the admission is ``CheckedFlow``'s at that b (or Greedy's), raised to
     m x the measured arrival rate when the load grows (``follow``), so the Section 3
     guarantee of the budgeted mode holds at the budget held.
