@@ -357,3 +357,32 @@ def test_a_timed_run_agrees_across_engines_and_its_twin_replays_seconds(engine):
     # 400 arrivals in the resampled bins plus Poisson(400 (factor - 1)): 4 sd
     assert abs(tick.size - 400 * factor) < 4 * math.sqrt(400 * (factor - 1))
     assert bench.objective(math.inf) > 0
+
+
+def test_close_budgets_are_run_again_on_longer_twins_where_a_budget_beats_greedy(
+        monkeypatch):
+    """Twin.refine: only in the budget regime (Greedy worse than the best budget by more
+    than the margin) and only among the multiples within REFINE_BAND of the best (and the
+    one held), on a twin twice as long; elsewhere the objective is left as it is."""
+    from stability.policies import twin as twin_module
+
+    made = []
+
+    class Long:
+        def __init__(self, *args):
+            made.append(args[6])  # the twin's slots
+
+        def objective(self, m):
+            return {1.1: 100.0, 1.2: 120.0, 1.4: 90.0}[m]
+
+    monkeypatch.setattr(twin_module, "TwinBench", Long)
+    twin = _twin(twin_slots=50)
+    args = (1.0, None, None, None, None, 8)
+    tie = {1.1: 100.0, 1.2: 101.0, 3.0: 99.0, math.inf: 99.5}  # Greedy within the margin
+    assert twin.refine(tie, *args) is tie and made == []
+    clear = {1.1: 100.0, 1.2: 120.0, math.inf: 300.0}  # one budget far ahead
+    assert twin.refine(clear, *args) is clear and made == []
+    close = {1.1: 100.0, 1.2: 104.0, 1.4: 110.0, math.inf: 300.0}
+    assert twin.refine(close, *args) == {1.1: 100.0, 1.2: 120.0} and made == [100]
+    twin.incumbent = 1.4  # the multiple held is always among those run again
+    assert twin.refine(close, *args) == {1.1: 100.0, 1.2: 120.0, 1.4: 90.0}

@@ -37,6 +37,9 @@ window full, a stationary workload's fit is no more precise than the last one, s
 twin would only redraw its noise.  A twin that changed the multiple is always checked by
 the next one (a change can be the twin's noise: on the tuning seeds, one replication of the
 l = 100 lattice left Greedy for 3 lambda at slot 4096 and came back at 16384)."""
+REFINE_BAND = 0.05
+"""Share of the twin objective within which budgets are run again on longer twins
+(:meth:`Twin.refine`)."""
 TWIN_TAG = 0x7717
 """Mixed into the twin's seeds, so its draws are apart from the run's own streams."""
 
@@ -188,6 +191,7 @@ class Twin:
                           self.policy.twin_slots, self.policy.twin_replications,
                           [self.seed, t, TWIN_TAG], slot_ticks)
         objective = search(bench, CHECKED_MULTIPLIERS, self.incumbent)
+        objective = self.refine(objective, rate, pattern, prompts, decodes, slot_ticks, t)
         best = choose(objective, self.policy.margin, self.incumbent)
         kept = best == self.incumbent
         self.confirmed = kept
@@ -195,6 +199,28 @@ class Twin:
             else self.policy.retune
         self.incumbent = best
         return (math.inf, math.inf) if math.isinf(best) else (round(best * rate, 6), best)
+
+
+    def refine(self, objective, rate, pattern, prompts, decodes, slot_ticks, t) -> dict:
+        """Where a budget beats Greedy by more than ``margin`` and several finite multiples
+        lie within :data:`REFINE_BAND` of the best (or the one held does), those run again
+        on twins twice as long, and the choice is made among them on these."""
+        finite = {m: v for m, v in objective.items() if not math.isinf(m)}
+        greedy = objective.get(math.inf)
+        if not finite or greedy is None:
+            return objective
+        low = min(finite.values())
+        if greedy <= (1.0 + self.policy.margin) * low:
+            return objective
+        close = {m for m, v in finite.items() if v <= (1.0 + REFINE_BAND) * low}
+        if self.incumbent in finite:
+            close.add(self.incumbent)
+        if len(close) < 2:
+            return objective
+        long = TwinBench(rate, pattern, prompts, decodes, self.memory, self.world,
+                         2 * self.policy.twin_slots, self.policy.twin_replications,
+                         [self.seed, t, TWIN_TAG, 1], slot_ticks)
+        return {m: long.objective(m) for m in sorted(close)}
 
 
 @dataclass(frozen=True)
