@@ -148,7 +148,7 @@ class SimulationResult:
         if time is None:
             return None
         tick = time.tick
-        a = np.rint(self.requests.arrival_time / tick).astype(np.int64)
+        a = self.requests.arrival_ticks(tick)
         ttft = raw.first_tick - a
         e2e = raw.completion_tick - a
         o = self.requests.decode

@@ -151,7 +151,7 @@ def simulate(requests: Requests, policy: Policy, memory: int, horizon: int | Non
             raise ValueError(f"clock {names['clock']} needs arrival times in seconds: give "
                              "Requests(..., arrival_time=...) (traces and "
                              "Workload.generate_timed do)")
-        arrival_tick = np.rint(requests.arrival_time / world.clock.tick).astype(np.int64)
+        arrival_tick = requests.arrival_ticks(world.clock.tick)
     _, _, budget_key = seed_streams(seed)
     enc = policy.encode(memory, requests.num_classes)
     enc.params[0]["key0"], enc.params[0]["key1"] = budget_key

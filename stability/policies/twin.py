@@ -125,7 +125,7 @@ class Twin:
         self.prompt, self.decode = requests.prompt, requests.decode
         self.tick = None  # a timed run: each request's arrival tick
         if world.clock is not None:
-            self.tick = np.rint(requests.arrival_time / world.clock.tick).astype(np.int64)
+            self.tick = requests.arrival_ticks(world.clock.tick)
         self.incumbent: float | None = None  # the multiplier held (None: none chosen yet)
         self.fit: Fit | None = None  # the workload the last twin was drawn from
         self.confirmed = False  # the last twin kept the multiple held

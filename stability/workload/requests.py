@@ -128,6 +128,11 @@ class Requests:
                 f"l + o = {int(prompt[i] + decode[i])}{blocks} exceeds the KV capacity "
                 f"M={memory}; it could never complete")
 
+    def arrival_ticks(self, tick: float) -> np.ndarray:
+        """Arrival times rounded to a timed clock's ticks of ``tick`` seconds (the engines'
+        integer time; needs ``arrival_time``)."""
+        return np.rint(self._arrays["arrival_time"] / tick).astype(np.int64)
+
     def memory_time(self) -> np.ndarray:
         """w(l, o) = l*o + o(o+1)/2 per request (memory-time, docs/model.md 1)."""
         prompt, decode = self._arrays["prompt"], self._arrays["decode"]
