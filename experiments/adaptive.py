@@ -54,10 +54,11 @@ TOLERANCE = 0.05
 """Adaptive's latency may exceed the better policy's by this share (row 1)."""
 POLICIES = ("Greedy", "FlowControl (tuned)", "AdaptiveFlow", "CheckedFlow (tuned)", "TwinFlow")
 CHECKED = "CheckedFlow (tuned)"
+"""The budgeted mode at a tuned fixed budget (rows 5 and 6): what a perfect choice of b buys."""
 TWIN = "TwinFlow"
+"""The budget chosen online by a twin simulation (rows 8-11)."""
 GUARANTEES = {"AdaptiveFlow": "guarantee", TWIN: "twin_guarantee"}
 """Policies whose budgeted-mode overflow is held against the bound, and the cell field."""
-"""The budgeted mode at a tuned fixed budget (rows 5 and 6): what a perfect choice of b buys."""
 METRICS = ("latency_mean", "latency_p95")
 BLOCKS = 8
 """Batch means of a trace replay: consecutive blocks of requests in arrival order."""

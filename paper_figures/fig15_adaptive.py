@@ -38,7 +38,8 @@ def _ratio(cell, better, label="AdaptiveFlow") -> float:
 
 def _map(r, output) -> list:
     """The full map: the regime map's layout, cells coloured by adaptive / better (mean);
-    a second row the same for the budgeted mode at its tuned budget (CheckedFlow)."""
+    a second row the same for the budgeted mode at its tuned budget (CheckedFlow), a third
+    for TwinFlow."""
     from experiments.adaptive import CHECKED, TWIN, better
     from experiments.regime import FAMILIES
 

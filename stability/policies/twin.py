@@ -5,10 +5,10 @@
 within a run to place b (docs/adaptive.md 4: one 256-slot window's drain varies by 1.5-4%
 of lambda, neighbouring budgets differ by 0.5-1.5%).  ``TwinFlow`` moves the noise from the
 signal to a computation: it fits the workload the scheduler has seen (the arrival rate and
-the completed requests' (l, o) pairs), simulates ``CheckedFlow`` at every budget of the
-tuning grid (and Greedy) on that fitted workload, and runs the best.  Estimating lambda and
-the length law needs only a few thousand slots; the Monte Carlo noise of the twin costs CPU,
-not run time.
+the completed requests' (l, o) pairs), simulates ``CheckedFlow`` at budgets of the tuning
+grid (and Greedy) on that fitted workload (the whole grid first, then a local search around
+the budget held), and runs the best.  Estimating lambda and the length law needs only a
+few thousand slots; the Monte Carlo noise of the twin costs CPU, not run time.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ class Twin:
             return None
         fit = Fit.of(rate, pattern.size, prompts, decodes)
         if t >= self.policy.retune and self.confirmed and not fit.differs(self.fit):
-            self.step = min(2 * self.step, STRETCH * self.policy.retune)  # kept, unrun
+            self._stretch()  # kept, without a twin
             return None
         self.fit = fit
         bench = TwinBench(rate, pattern, prompts, decodes, self.memory, self.world,
@@ -195,11 +195,18 @@ class Twin:
         best = choose(objective, self.policy.margin, self.incumbent)
         kept = best == self.incumbent
         self.confirmed = kept
-        self.step = min(2 * self.step, STRETCH * self.policy.retune) if kept \
-            else self.policy.retune
+        if kept:
+            self._stretch()
+        else:
+            self.step = self.policy.retune
         self.incumbent = best
         return (math.inf, math.inf) if math.isinf(best) else (round(best * rate, 6), best)
 
+
+    def _stretch(self) -> None:
+        """A kept budget: the step to the next decision doubles, up to :data:`STRETCH` x
+        ``retune``."""
+        self.step = min(2 * self.step, STRETCH * self.policy.retune)
 
     def refine(self, objective, rate, pattern, prompts, decodes, slot_ticks, t) -> dict:
         """Where a budget beats Greedy by more than ``margin`` and several finite multiples
